@@ -1,0 +1,110 @@
+// backend.h — the op interface every backend implements, and the backend registry.
+//
+// Model code (native/model/) is written once against this interface and never includes
+// a backend's own headers. The CPU backend (always built) is the reference: its `use_ref`
+// mode runs the plain loops of cpu/ref.cpp, the spec every other path is tested against
+// (test/native/test-backend-ops.cpp). The CUDA backend implements the same ops.
+//
+// Tensors passed to ops live in the backend's memory (alloc/upload). Activations are f32;
+// weight operands may be f32, f16 or bf16. Ops may assume contiguous row-major views.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.h"
+
+namespace motif {
+
+enum class Op : int32_t {
+#define MOTIF_OP(name, summary) name,
+#include "ops.def"
+#undef MOTIF_OP
+  Count
+};
+
+const char* op_name(Op op);
+const char* op_summary(Op op);
+
+// Packed variable-length sequences: sequence s owns tokens [seq_starts[s], seq_starts[s+1]).
+struct AttentionParams {
+  const int32_t* seq_starts = nullptr;  // host array [n_seqs + 1]
+  int32_t n_seqs = 0;
+  int32_t n_heads = 0;     // H
+  int32_t n_kv_heads = 0;  // Hkv (H % Hkv == 0; query head h reads kv head h / (H / Hkv))
+  int32_t head_dim = 0;    // D
+  float scale = 1.0f;      // usually 1/sqrt(D)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+
+  // --- memory -------------------------------------------------------------------
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* ptr) = 0;
+  virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
+  virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
+  virtual void synchronize() {}
+  // Makes a weight the model mapped from a file usable by this backend. The CPU uses the
+  // mapping in place; a GPU copies it to device memory (kept until the backend dies).
+  virtual Tensor adopt_weight(const Tensor& host) = 0;
+
+  // Whether this backend implements `op` for weight dtype `wtype` (default: all).
+  virtual bool supports_op(Op op, DType wtype) const {
+    (void)op;
+    (void)wtype;
+    return true;
+  }
+
+  // --- ops (see ops.def for the shapes) -----------------------------------------
+  virtual void embedding_forward(const Tensor& out, const Tensor& table, const Tensor& ids) = 0;
+  virtual void rmsnorm_forward(const Tensor& out, const Tensor& x, const Tensor& w, float eps) = 0;
+  // bias may be absent (data == nullptr).
+  virtual void matmul_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias) = 0;
+  // x is [T, H, D]; pos [T] i32; inv_freq [D/2] f32.
+  virtual void rope_forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq) = 0;
+  // q [T,H,D], k/v [T,Hkv,D] -> out [T,H*D].
+  virtual void attention_forward(const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const AttentionParams& p) = 0;
+  virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+  virtual void add_forward(const Tensor& out, const Tensor& a, const Tensor& b) = 0;
+};
+
+// --- registry -----------------------------------------------------------------------
+
+struct BackendOptions {
+  int n_threads = 0;     // CPU worker threads; 0 = the default for this machine
+  bool use_ref = false;  // CPU: run the plain reference loops (the spec) instead of the fast paths
+  int device = 0;        // CUDA device index
+};
+
+// Backends compiled into this build ("cpu", and "cuda" when built with CUDA).
+std::vector<std::string> backends_compiled();
+// Creates a backend by name. Throws Unsupported when it is not compiled in or no device
+// exists (the message says which).
+std::unique_ptr<Backend> backend_create(const std::string& name, const BackendOptions& opts);
+
+// The CPU backend (always present).
+std::unique_ptr<Backend> backend_cpu_create(const BackendOptions& opts);
+
+// What this build's CPU code uses: "avx2+fma+f16c", "neon" or "scalar".
+const char* cpu_simd_level();
+
+// CUDA devices seen by this process (empty without CUDA support, a driver or a GPU), and
+// why none were seen when that is so.
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  size_t total_memory = 0;
+  int compute_major = 0;
+  int compute_minor = 0;
+};
+std::vector<CudaDeviceInfo> cuda_devices(std::string* why_none);
+
+}  // namespace motif

@@ -1,0 +1,284 @@
+// fast.cpp — the default CPU ops: threaded over the thread pool, AVX2/FMA when the build has it.
+//
+// Each op computes what its ref:: twin in ref.cpp computes (test-backend-ops holds them to
+// it); only the order of float additions differs. The hot op is matmul_forward:
+//   - few tokens (decode): each weight row is streamed once from its mapped file, widened
+//     from bf16/f16 in registers, and dotted with every token (memory-bound);
+//   - many tokens (prefill): a block of 16 weight rows is widened once into a per-thread
+//     f32 scratch and reused across a block of 64 tokens by a 4x3 register-tiled kernel
+//     (compute-bound).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../../core/status.h"
+#include "ops-cpu.h"
+#include "simd.h"
+
+namespace motif {
+namespace fast {
+
+namespace {
+
+// Per-thread scratch, grown on demand and kept for the life of the thread.
+float* thread_scratch(size_t n_floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n_floats) buf.resize(n_floats);
+  return buf.data();
+}
+
+// Splits [0, n) into chunks so every thread gets several (load balance), each at least `min_chunk`.
+int64_t chunk_size(int64_t n, int threads, int64_t min_chunk) {
+  const int64_t target = std::max<int64_t>(1, int64_t(threads) * 4);
+  return std::max<int64_t>(min_chunk, (n + target - 1) / target);
+}
+
+// ---------------------------------------------------------------------------------
+// matmul micro-kernel: out[t][n] (+)= dot(x[t, 0:K], w[n, 0:K]) for TT tokens x NN rows.
+
+template <int TT, int NN, typename WT>
+void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw, int64_t K, float* out, int64_t ldo) {
+  float res[TT][NN];
+  int64_t k = 0;
+#if MOTIF_AVX2
+  simd::vec acc[TT][NN];
+  for (int t = 0; t < TT; t++)
+    for (int n = 0; n < NN; n++) acc[t][n] = simd::zero();
+  for (; k + 8 <= K; k += 8) {
+    simd::vec wv[NN];
+    for (int n = 0; n < NN; n++) {
+      if constexpr (sizeof(WT) == 4) wv[n] = simd::load(reinterpret_cast<const float*>(w) + n * ldw + k);
+      else wv[n] = simd::load(reinterpret_cast<const uint16_t*>(w) + n * ldw + k, wtype);
+    }
+    for (int t = 0; t < TT; t++) {
+      const simd::vec xv = simd::load(x + t * ldx + k);
+      for (int n = 0; n < NN; n++) acc[t][n] = simd::fma(xv, wv[n], acc[t][n]);
+    }
+  }
+  for (int t = 0; t < TT; t++)
+    for (int n = 0; n < NN; n++) res[t][n] = simd::hsum(acc[t][n]);
+#else
+  for (int t = 0; t < TT; t++)
+    for (int n = 0; n < NN; n++) res[t][n] = 0.0f;
+#endif
+  for (; k < K; k++) {
+    for (int n = 0; n < NN; n++) {
+      const float wk = sizeof(WT) == 4 ? reinterpret_cast<const float*>(w)[n * ldw + k] : load_as_f32(wtype, w, n * ldw + k);
+      for (int t = 0; t < TT; t++) res[t][n] += x[t * ldx + k] * wk;
+    }
+  }
+  for (int t = 0; t < TT; t++)
+    for (int n = 0; n < NN; n++) out[t * ldo + n] = res[t][n];
+}
+
+// Runs the tiles over a [tn x nn] block: tokens in tiles of up to 4, rows in tiles sized
+// so accumulators + operands fit the 16 vector registers.
+template <typename WT>
+void dot_block(const float* x, int64_t ldx, int64_t tn, const WT* w, DType wtype, int64_t ldw, int64_t nn, int64_t K,
+               float* out, int64_t ldo) {
+  int64_t t = 0;
+  for (; t + 4 <= tn; t += 4) {
+    int64_t n = 0;
+    for (; n + 3 <= nn; n += 3) dot_tile<4, 3>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
+    for (; n < nn; n++) dot_tile<4, 1>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
+  }
+  const int64_t rest = tn - t;
+  if (rest == 0) return;
+  const float* xr = x + t * ldx;
+  float* orow = out + t * ldo;
+  int64_t n = 0;
+  switch (rest) {
+    case 3:
+      for (; n + 3 <= nn; n += 3) dot_tile<3, 3>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n < nn; n++) dot_tile<3, 1>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      break;
+    case 2:
+      for (; n + 4 <= nn; n += 4) dot_tile<2, 4>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n < nn; n++) dot_tile<2, 1>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      break;
+    default:
+      for (; n + 6 <= nn; n += 6) dot_tile<1, 6>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n < nn; n++) dot_tile<1, 1>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      break;
+  }
+}
+
+void add_bias(float* out, int64_t ldo, int64_t tn, int64_t n0, int64_t nn, const Tensor& bias) {
+  if (!bias.data) return;
+  for (int64_t n = 0; n < nn; n++) {
+    const float b = load_as_f32(bias.type, bias.data, n0 + n);
+    for (int64_t t = 0; t < tn; t++) out[t * ldo + n] += b;
+  }
+}
+
+}  // namespace
+
+void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  opcheck::matmul(out, x, w, bias);
+  const int64_t T = x.rows(), K = x.cols(), N = w.shape[0];
+  const float* xp = x.as<float>();
+  float* op = out.as<float>();
+
+  if (T <= 4 || w.type == DType::F32) {
+    // Stream weight rows straight from memory; every row is read once per call when T <= 4.
+    const int64_t TB = w.type == DType::F32 ? 64 : T;
+    const int64_t nb = chunk_size(N, pool.n_threads(), 16);
+    const int64_t n_nblocks = (N + nb - 1) / nb, n_tblocks = (T + TB - 1) / TB;
+    pool.parallel_for(n_nblocks * n_tblocks, [&](int64_t task, int) {
+      const int64_t n0 = (task % n_nblocks) * nb, t0 = (task / n_nblocks) * TB;
+      const int64_t nn = std::min(nb, N - n0), tn = std::min(TB, T - t0);
+      float* o = op + t0 * N + n0;
+      if (w.type == DType::F32)
+        dot_block(xp + t0 * K, K, tn, w.as<float>() + n0 * K, w.type, K, nn, K, o, N);
+      else
+        dot_block(xp + t0 * K, K, tn, w.as<uint16_t>() + n0 * K, w.type, K, nn, K, o, N);
+      add_bias(o, N, tn, n0, nn, bias);
+    });
+    return;
+  }
+
+  // Prefill: widen a block of NB rows once, reuse it over TB tokens.
+  constexpr int64_t NB = 16, TB = 64;
+  const int64_t n_nblocks = (N + NB - 1) / NB, n_tblocks = (T + TB - 1) / TB;
+  pool.parallel_for(n_nblocks * n_tblocks, [&](int64_t task, int) {
+    const int64_t n0 = (task / n_tblocks) * NB, t0 = (task % n_tblocks) * TB;
+    const int64_t nn = std::min(NB, N - n0), tn = std::min(TB, T - t0);
+    float* wf = thread_scratch(size_t(NB * K));
+    simd::to_f32(w.type, w.as<uint16_t>() + n0 * K, wf, nn * K);
+    float* o = op + t0 * N + n0;
+    dot_block(xp + t0 * K, K, tn, wf, DType::F32, K, nn, K, o, N);
+    add_bias(o, N, tn, n0, nn, bias);
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// the other ops: threaded versions of the reference loops
+
+void embedding_forward(ThreadPool& pool, const Tensor& out, const Tensor& table, const Tensor& ids) {
+  opcheck::embedding(out, table, ids);
+  const int64_t T = ids.numel(), C = table.cols(), V = table.rows();
+  for (int64_t t = 0; t < T; t++) {
+    const int32_t id = ids.as<int32_t>()[t];
+    MOTIF_CHECK(id >= 0 && id < V, InvalidArgument,
+                "token id " + std::to_string(id) + " at position " + std::to_string(t) + " is outside [0, " +
+                    std::to_string(V) + ")");
+  }
+  const size_t esize = dtype_size(table.type);
+  pool.parallel_for(T, [&](int64_t t, int) {
+    const int32_t id = ids.as<int32_t>()[t];
+    simd::to_f32(table.type, static_cast<const char*>(table.data) + size_t(id) * size_t(C) * esize, out.as<float>() + t * C, C);
+  });
+}
+
+void rmsnorm_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, float eps) {
+  opcheck::rmsnorm(out, x, w);
+  const int64_t T = x.rows(), C = x.cols();
+  pool.parallel_for(T, [&](int64_t t, int) {
+    const float* xr = x.as<float>() + t * C;
+    float* o = out.as<float>() + t * C;
+    float ss = 0.0f;
+    int64_t c = 0;
+#if MOTIF_AVX2
+    simd::vec acc = simd::zero();
+    for (; c + 8 <= C; c += 8) {
+      const simd::vec v = simd::load(xr + c);
+      acc = simd::fma(v, v, acc);
+    }
+    ss = simd::hsum(acc);
+#endif
+    for (; c < C; c++) ss += xr[c] * xr[c];
+    const float inv = 1.0f / std::sqrt(ss / float(C) + eps);
+    for (c = 0; c < C; c++) o[c] = xr[c] * inv * load_as_f32(w.type, w.data, c);
+  });
+}
+
+void rope_forward(ThreadPool& pool, const Tensor& x, const Tensor& pos, const Tensor& inv_freq) {
+  opcheck::rope(x, pos, inv_freq);
+  const int64_t T = x.shape[0], H = x.shape[1], D = x.shape[2], half = D / 2;
+  pool.parallel_for(T, [&](int64_t t, int) {
+    float* cs = thread_scratch(size_t(D));  // cos in [0, half), sin in [half, D)
+    const float p = float(pos.as<int32_t>()[t]);
+    for (int64_t i = 0; i < half; i++) {
+      const float angle = p * inv_freq.as<float>()[i];
+      cs[i] = std::cos(angle);
+      cs[half + i] = std::sin(angle);
+    }
+    for (int64_t h = 0; h < H; h++) {
+      float* row = x.as<float>() + (t * H + h) * D;
+      for (int64_t i = 0; i < half; i++) {
+        const float x1 = row[i], x2 = row[i + half];
+        row[i] = x1 * cs[i] - x2 * cs[half + i];
+        row[i + half] = x2 * cs[i] + x1 * cs[half + i];
+      }
+    }
+  });
+}
+
+void attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                       const AttentionParams& p) {
+  opcheck::attention(out, q, k, v, p);
+  const int64_t H = p.n_heads, Hkv = p.n_kv_heads, D = p.head_dim, group = H / Hkv;
+  const int64_t T = p.seq_starts[p.n_seqs];
+  // One task per (token, head): tokens of every sequence are independent queries.
+  pool.parallel_for(T * H, [&](int64_t task, int) {
+    const int64_t t = task / H, h = task % H, hk = h / group;
+    int s = 0;
+    while (p.seq_starts[s + 1] <= t) s++;
+    const int64_t t0 = p.seq_starts[s], n_keys = t - t0 + 1;
+    float* scores = thread_scratch(size_t(n_keys + D));
+    float* acc = scores + n_keys;
+    const float* qr = q.as<float>() + (t * H + h) * D;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n_keys; j++) {
+      const float* kr = k.as<float>() + ((t0 + j) * Hkv + hk) * D;
+      float dot = 0.0f;
+      int64_t d = 0;
+#if MOTIF_AVX2
+      simd::vec a = simd::zero();
+      for (; d + 8 <= D; d += 8) a = simd::fma(simd::load(qr + d), simd::load(kr + d), a);
+      dot = simd::hsum(a);
+#endif
+      for (; d < D; d++) dot += qr[d] * kr[d];
+      scores[j] = dot * p.scale;
+      mx = std::max(mx, scores[j]);
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_keys; j++) {
+      scores[j] = std::exp(scores[j] - mx);
+      sum += scores[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
+    for (int64_t j = 0; j < n_keys; j++) {
+      const float wgt = scores[j] * inv;
+      const float* vr = v.as<float>() + ((t0 + j) * Hkv + hk) * D;
+      for (int64_t d = 0; d < D; d++) acc[d] += wgt * vr[d];
+    }
+    float* o = out.as<float>() + (t * H + h) * D;
+    for (int64_t d = 0; d < D; d++) o[d] = acc[d];
+  });
+}
+
+void swiglu_forward(ThreadPool& pool, const Tensor& out, const Tensor& gate, const Tensor& up) {
+  opcheck::elementwise(out, gate, up);
+  const int64_t n = out.numel(), chunk = chunk_size(n, pool.n_threads(), 4096);
+  pool.parallel_for((n + chunk - 1) / chunk, [&](int64_t c, int) {
+    const int64_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    const float* g = gate.as<float>();
+    const float* u = up.as<float>();
+    float* o = out.as<float>();
+    for (int64_t i = i0; i < i1; i++) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  });
+}
+
+void add_forward(ThreadPool& pool, const Tensor& out, const Tensor& a, const Tensor& b) {
+  opcheck::elementwise(out, a, b);
+  const int64_t n = out.numel(), chunk = chunk_size(n, pool.n_threads(), 16384);
+  pool.parallel_for((n + chunk - 1) / chunk, [&](int64_t c, int) {
+    const int64_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    for (int64_t i = i0; i < i1; i++) out.as<float>()[i] = a.as<float>()[i] + b.as<float>()[i];
+  });
+}
+
+}  // namespace fast
+}  // namespace motif

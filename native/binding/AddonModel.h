@@ -1,0 +1,37 @@
+// AddonModel.h — the JS handle of a loaded model (lib/model/Model.ts wraps it).
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+
+#include "../include/motif.h"
+
+namespace motif_addon {
+
+class AddonModel : public Napi::ObjectWrap<AddonModel> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // load(dir: string, device: string, threads: number) -> Promise<AddonModel>
+  static Napi::Value Load(const Napi::CallbackInfo& info);
+
+  explicit AddonModel(const Napi::CallbackInfo& info);
+  ~AddonModel() override;
+
+  motif::Model* model() const { return model_; }
+  // Takes the in-flight slot; throws a JS Error when disposed or already busy.
+  void begin_call(Napi::Env env, const char* what);
+  void end_call() { busy_.store(false); }
+
+ private:
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  // forward(tokens: Int32Array, seqLens: Int32Array, out: Float32Array) -> Promise<void>
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  motif::Model* model_ = nullptr;
+  std::atomic<bool> busy_{false};
+};
+
+}  // namespace motif_addon

@@ -1,0 +1,88 @@
+// motif.h — the engine's public C++ API: the only header the N-API binding (and any
+// other embedder: C++ tests, benchmarks) includes.
+//
+// A Model is an opaque handle made by model_load and freed by model_free. Functions throw
+// motif::Error (core/status.h, re-exported here) with a code and a message naming the
+// file / tensor / field / argument at fault; they never abort or exit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../core/status.h"
+
+namespace motif {
+
+// What a HuggingFace config.json says, after validation and defaults.
+struct ModelConfig {
+  std::string architecture;  // "Qwen2ForCausalLM" | "LlamaForCausalLM"
+  std::string model_type;    // "qwen2" | "llama"
+  int64_t hidden_size = 0;        // C
+  int64_t intermediate_size = 0;  // I
+  int64_t n_layers = 0;           // L
+  int64_t n_heads = 0;            // H
+  int64_t n_kv_heads = 0;         // Hkv
+  int64_t head_dim = 0;           // D (config head_dim, or C / H)
+  int64_t vocab_size = 0;         // V
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  std::string rope_type = "default";  // "default" | "linear" | "llama3"
+  double rope_factor = 1.0;
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
+  int64_t rope_original_max_position_embeddings = 8192;
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;  // Qwen2: always; Llama: attention_bias
+  bool o_bias = false;    // Llama attention_bias
+  bool mlp_bias = false;  // Llama mlp_bias
+  std::string torch_dtype;  // as written in config.json ("" when absent)
+};
+
+struct LoadParams {
+  std::string device = "auto";  // "auto" | "cpu" | "cpu-ref" | "cuda"
+  int n_threads = 0;            // CPU threads; 0 = hardware concurrency
+};
+
+class Model;
+
+// Loads a HuggingFace model folder (config.json + model.safetensors, or sharded with
+// model.safetensors.index.json). Weights are memory-mapped in their file dtype.
+Model* model_load(const std::string& dir, const LoadParams& params);
+void model_free(Model* model);
+
+const ModelConfig& model_config(const Model* model);
+// The backend the model runs on ("cpu", "cpu-ref", "cuda") and, when `device` was auto and
+// the CPU was chosen, why no GPU was used ("" otherwise).
+std::string model_backend_name(const Model* model);
+std::string model_device_note(const Model* model);
+// Bytes of weights the model maps (sum over all tensors it uses).
+size_t model_weight_bytes(const Model* model);
+// The dtype most of the weights have ("F32", "F16", "BF16").
+std::string model_weight_dtype(const Model* model);
+
+// Logits for a batch of independent sequences packed back to back: sequence s is
+// tokens[sum(seq_lens[0..s)) .. + seq_lens[s]), positions start at 0 for each.
+// logits: host buffer of [sum(seq_lens) x vocab_size] floats, row-major.
+void model_forward(Model* model, const int32_t* tokens, const int32_t* seq_lens, int32_t n_seqs, float* logits);
+
+struct CudaDevice {
+  int index = 0;
+  std::string name;
+  size_t total_memory = 0;
+  int compute_major = 0, compute_minor = 0;
+};
+
+struct BuildInfo {
+  std::string version;                // the engine version (matches package.json)
+  std::vector<std::string> backends;  // compiled in: "cpu", "cuda"
+  std::string simd;                   // "avx2+fma+f16c" | "scalar"
+  int default_threads = 1;
+  std::vector<CudaDevice> cuda_devices;
+  std::string cuda_note;  // why no CUDA device is usable, when none is
+};
+BuildInfo build_info();
+
+}  // namespace motif

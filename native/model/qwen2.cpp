@@ -1,0 +1,167 @@
+// qwen2.cpp — loading the weights of a Qwen2/Llama folder and the batched forward pass.
+#include "qwen2.h"
+
+#include <cmath>
+
+#include "../core/status.h"
+
+namespace motif {
+namespace {
+
+// Backend memory for one forward call, freed on scope exit.
+class Scratch {
+ public:
+  explicit Scratch(Backend& b) : backend_(b) {}
+  ~Scratch() {
+    for (void* p : ptrs_) backend_.release(p);
+  }
+  Tensor f32(int64_t d0, int64_t d1, int64_t d2 = -1) { return make(DType::F32, d0, d1, d2); }
+  Tensor make(DType t, int64_t d0, int64_t d1 = -1, int64_t d2 = -1) {
+    Tensor x = make_tensor(t, nullptr, d0, d1, d2);
+    x.data = backend_.alloc(x.nbytes());
+    ptrs_.push_back(x.data);
+    return x;
+  }
+
+ private:
+  Backend& backend_;
+  std::vector<void*> ptrs_;
+};
+
+Tensor reshape(Tensor t, int64_t d0, int64_t d1, int64_t d2 = -1) { return make_tensor(t.type, t.data, d0, d1, d2); }
+
+}  // namespace
+
+Tensor Qwen2Model::load(const std::string& name, const std::vector<int64_t>& shape) {
+  Tensor host = store_.get(name, shape);
+  weight_bytes_ += host.nbytes();
+  return backend_->adopt_weight(host);
+}
+
+Tensor Qwen2Model::load_optional(bool present, const std::string& name, const std::vector<int64_t>& shape) {
+  return present ? load(name, shape) : Tensor{};
+}
+
+Qwen2Model::Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {
+  if (!path_is_dir(dir)) {
+    throw Error(ErrorCode::Io, path_exists(dir) ? dir + " is not a folder (expected a HuggingFace model folder)"
+                                                : "model folder " + dir + " does not exist");
+  }
+  cfg_ = config_load(dir);
+  store_.open_dir(dir);
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads,
+                D = cfg_.head_dim, V = cfg_.vocab_size;
+  embed_ = load("model.embed_tokens.weight", {V, C});
+  weight_dtype_ = embed_.type;
+  for (int64_t l = 0; l < cfg_.n_layers; l++) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights w;
+    w.attn_norm = load(p + "input_layernorm.weight", {C});
+    w.wq = load(p + "self_attn.q_proj.weight", {H * D, C});
+    w.wk = load(p + "self_attn.k_proj.weight", {Hkv * D, C});
+    w.wv = load(p + "self_attn.v_proj.weight", {Hkv * D, C});
+    w.wo = load(p + "self_attn.o_proj.weight", {C, H * D});
+    w.bq = load_optional(cfg_.qkv_bias, p + "self_attn.q_proj.bias", {H * D});
+    w.bk = load_optional(cfg_.qkv_bias, p + "self_attn.k_proj.bias", {Hkv * D});
+    w.bv = load_optional(cfg_.qkv_bias, p + "self_attn.v_proj.bias", {Hkv * D});
+    w.bo = load_optional(cfg_.o_bias, p + "self_attn.o_proj.bias", {C});
+    w.mlp_norm = load(p + "post_attention_layernorm.weight", {C});
+    w.w_gate = load(p + "mlp.gate_proj.weight", {I, C});
+    w.w_up = load(p + "mlp.up_proj.weight", {I, C});
+    w.w_down = load(p + "mlp.down_proj.weight", {C, I});
+    w.b_gate = load_optional(cfg_.mlp_bias, p + "mlp.gate_proj.bias", {I});
+    w.b_up = load_optional(cfg_.mlp_bias, p + "mlp.up_proj.bias", {I});
+    w.b_down = load_optional(cfg_.mlp_bias, p + "mlp.down_proj.bias", {C});
+    layers_.push_back(w);
+  }
+  final_norm_ = load("model.norm.weight", {C});
+  // Some tied checkpoints still carry an lm_head copy; tie_word_embeddings decides.
+  lm_head_ = cfg_.tie_word_embeddings ? embed_ : load("lm_head.weight", {V, C});
+
+  const std::vector<float> inv = rope_inv_freq(cfg_);
+  inv_freq_ = make_tensor(DType::F32, nullptr, int64_t(inv.size()));
+  inv_freq_buf_ = backend_->alloc(inv.size() * sizeof(float));
+  inv_freq_.data = inv_freq_buf_;
+  backend_->upload(inv_freq_buf_, inv.data(), inv.size() * sizeof(float));
+}
+
+Qwen2Model::~Qwen2Model() {
+  if (inv_freq_buf_) backend_->release(inv_freq_buf_);
+}
+
+void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t n_seqs, float* logits) {
+  MOTIF_CHECK(n_seqs >= 1, InvalidArgument, "forward: need at least one sequence");
+  std::vector<int32_t> starts(size_t(n_seqs) + 1, 0);
+  for (int32_t s = 0; s < n_seqs; s++) {
+    MOTIF_CHECK(seq_lens[s] >= 1, InvalidArgument, "forward: sequence " + std::to_string(s) + " is empty");
+    MOTIF_CHECK(seq_lens[s] <= cfg_.max_position_embeddings, InvalidArgument,
+                "forward: sequence " + std::to_string(s) + " has " + std::to_string(seq_lens[s]) +
+                    " tokens, more than max_position_embeddings (" + std::to_string(cfg_.max_position_embeddings) + ")");
+    starts[size_t(s) + 1] = starts[size_t(s)] + seq_lens[s];
+  }
+  const int64_t T = starts[size_t(n_seqs)];
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads,
+                D = cfg_.head_dim, V = cfg_.vocab_size;
+  for (int64_t t = 0; t < T; t++)
+    MOTIF_CHECK(tokens[t] >= 0 && tokens[t] < V, InvalidArgument,
+                "token id " + std::to_string(tokens[t]) + " at index " + std::to_string(t) + " is outside [0, " +
+                    std::to_string(V) + ")");
+
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  for (int32_t s = 0; s < n_seqs; s++)
+    for (int32_t i = 0; i < seq_lens[s]; i++) pos[size_t(starts[size_t(s)] + i)] = i;
+
+  Backend& b = *backend_;
+  Scratch mem(b);
+  Tensor ids = mem.make(DType::I32, T);
+  Tensor positions = mem.make(DType::I32, T);
+  b.upload(ids.data, tokens, size_t(T) * 4);
+  b.upload(positions.data, pos.data(), size_t(T) * 4);
+
+  Tensor x = mem.f32(T, C), h = mem.f32(T, C), o = mem.f32(T, C);
+  Tensor q = mem.f32(T, H * D), k = mem.f32(T, Hkv * D), v = mem.f32(T, Hkv * D), a = mem.f32(T, H * D);
+  Tensor g = mem.f32(T, I), u = mem.f32(T, I);
+
+  AttentionParams ap;
+  ap.seq_starts = starts.data();
+  ap.n_seqs = n_seqs;
+  ap.n_heads = int32_t(H);
+  ap.n_kv_heads = int32_t(Hkv);
+  ap.head_dim = int32_t(D);
+  ap.scale = 1.0f / std::sqrt(float(D));
+  const float eps = float(cfg_.rms_norm_eps);
+
+  b.embedding_forward(x, embed_, ids);
+  for (const LayerWeights& w : layers_) {
+    b.rmsnorm_forward(h, x, w.attn_norm, eps);
+    b.matmul_forward(q, h, w.wq, w.bq);
+    b.matmul_forward(k, h, w.wk, w.bk);
+    b.matmul_forward(v, h, w.wv, w.bv);
+    b.rope_forward(reshape(q, T, H, D), positions, inv_freq_);
+    b.rope_forward(reshape(k, T, Hkv, D), positions, inv_freq_);
+    b.attention_forward(a, q, k, v, ap);
+    b.matmul_forward(o, a, w.wo, w.bo);
+    b.add_forward(x, x, o);
+    b.rmsnorm_forward(h, x, w.mlp_norm, eps);
+    b.matmul_forward(g, h, w.w_gate, w.b_gate);
+    b.matmul_forward(u, h, w.w_up, w.b_up);
+    b.swiglu_forward(g, g, u);
+    b.matmul_forward(o, g, w.w_down, w.b_down);
+    b.add_forward(x, x, o);
+  }
+  b.rmsnorm_forward(h, x, final_norm_, eps);
+
+  // LM head in chunks of tokens so backend scratch stays small; results land in `logits`.
+  constexpr int64_t kChunk = 64;
+  Tensor chunk = mem.f32(std::min(T, kChunk), V);
+  for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
+    const int64_t tn = std::min(kChunk, T - t0);
+    Tensor hx = make_tensor(DType::F32, h.as<float>() + t0 * C, tn, C);
+    Tensor out = make_tensor(DType::F32, chunk.data, tn, V);
+    b.matmul_forward(out, hx, lm_head_, Tensor{});
+    b.download(logits + t0 * V, chunk.data, size_t(tn * V) * sizeof(float));
+  }
+  b.synchronize();
+}
+
+}  // namespace motif
