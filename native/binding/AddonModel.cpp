@@ -39,10 +39,10 @@ class ForwardWorker : public PromiseWorker {
         n_seqs_(int32_t(seq_lens.ElementLength())),
         out_(out.Data()) {
     // Keep the inputs, the output and the model object alive until the worker is done.
-    Receiver().Set("self", self);
-    Receiver().Set("tokens", tokens);
-    Receiver().Set("seqLens", seq_lens);
-    Receiver().Set("out", out);
+    Pin("self", self);
+    Pin("tokens", tokens);
+    Pin("seqLens", seq_lens);
+    Pin("out", out);
   }
 
  protected:

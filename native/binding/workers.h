@@ -13,8 +13,12 @@ namespace motif_addon {
 
 class PromiseWorker : public Napi::AsyncWorker {
  public:
-  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  explicit PromiseWorker(Napi::Env env)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pinned_(Napi::Persistent(Napi::Object::New(env))) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
+  // Keeps `value` alive (not garbage-collected) until the worker is destroyed: inputs,
+  // outputs and the model object a running Execute reads or writes.
+  void Pin(const char* key, Napi::Value value) { pinned_.Set(key, value); }
 
  protected:
   // Work done off the JS thread. Throw motif::Error (or anything) to reject.
@@ -58,6 +62,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
   Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference pinned_;
   std::string code_ = "ERR_MOTIF_INTERNAL";
 };
 

@@ -1,0 +1,166 @@
+/**
+ * Model.ts — `loadModel` and the `Model` class: the public face of the native engine.
+ *
+ * Validation of user input happens here, with one error shape (MotifError); the addon
+ * re-checks only what memory safety needs. Native work runs off the JS thread and calls
+ * on one model are serialized by a lock, so concurrent callers simply queue.
+ */
+import { resolve } from 'node:path';
+import { type AddonModel, loadBinding, type NativeModelConfig } from '../native/binding.js';
+import { invalidParameterError, MotifError, withJsStack } from '../native/errors.js';
+import { AsyncLock } from './lock.js';
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+
+export interface LoadModelOptions {
+  /** Where to run: 'auto' (CUDA when a GPU is usable, else CPU), 'cpu' or 'cuda'. Default 'auto'. */
+  device?: Device;
+  /** CPU worker threads; default: all hardware threads. */
+  threads?: number;
+}
+
+/** The model's config.json, validated and with defaults filled in. */
+export type ModelConfig = NativeModelConfig;
+
+/** A batch of token sequences: one sequence, or several of any lengths. */
+export type TokenInput = Int32Array | readonly number[];
+
+const DEVICES: readonly string[] = ['auto', 'cpu', 'cuda'];
+
+/**
+ * Loads a HuggingFace model folder (config.json + model.safetensors, or shards with
+ * model.safetensors.index.json; Qwen2ForCausalLM or LlamaForCausalLM; f32, f16 or bf16).
+ * Weights are memory-mapped, not copied.
+ */
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
+  if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a model folder path', dir);
+  if (options === null || typeof options !== 'object') throw invalidParameterError('options', 'an object', options);
+  const device = options.device ?? 'auto';
+  if (!DEVICES.includes(device)) throw invalidParameterError('options.device', "'auto', 'cpu' or 'cuda'", device);
+  const threads = options.threads ?? 0;
+  if (!Number.isInteger(threads) || threads < 0 || threads > 1024)
+    throw invalidParameterError('options.threads', 'an integer between 1 and 1024', options.threads);
+  const binding = loadBinding();
+  const jsStack = new Error();
+  let native: AddonModel;
+  try {
+    native = await binding.AddonModel.load(resolve(dir), device, threads);
+  } catch (err) {
+    throw withJsStack(err, jsStack);
+  }
+  return new Model(native, resolve(dir));
+}
+
+export class Model {
+  /** The folder the model was loaded from. */
+  readonly dir: string;
+  /** The validated config.json. */
+  readonly config: ModelConfig;
+  /** @internal */
+  private _native: AddonModel | undefined;
+  /** @internal */
+  private readonly _lock = new AsyncLock();
+
+  /** @internal Use loadModel(). */
+  constructor(native: AddonModel, dir: string) {
+    this._native = native;
+    this.dir = dir;
+    this.config = Object.freeze(native.config());
+  }
+
+  /** Where the model runs and what it holds: backend name, why no GPU was used, weight bytes and dtype. */
+  get info(): { backend: string; deviceNote: string; weightBytes: number; weightDtype: string } {
+    return this._live('info').info();
+  }
+
+  /** True once dispose() has been called. */
+  get disposed(): boolean {
+    return this._native === undefined;
+  }
+
+  /**
+   * Logits for one sequence, or for several independent sequences (each starting at
+   * position 0). Returns a Float32Array of [total tokens x vocabSize], row-major, the
+   * sequences' rows back to back in input order.
+   */
+  async forward(tokens: TokenInput | readonly TokenInput[]): Promise<Float32Array> {
+    const seqs = this._sequences(tokens);
+    const total = seqs.reduce((n, s) => n + s.length, 0);
+    const packed = new Int32Array(total);
+    const lens = new Int32Array(seqs.length);
+    let at = 0;
+    seqs.forEach((s, i) => {
+      packed.set(s, at);
+      at += s.length;
+      lens[i] = s.length;
+    });
+    const vocab = this.config.vocabSize;
+    if (total * vocab > 2 ** 32 - 1)
+      throw new MotifError(
+        'ERR_MOTIF_INVALID_ARGUMENT',
+        `forward: ${total} tokens x ${vocab} vocab logits do not fit one Float32Array; pass fewer tokens per call`,
+      );
+    const out = new Float32Array(total * vocab);
+    const jsStack = new Error();
+    const native = this._live('forward');
+    return this._lock.run(async () => {
+      try {
+        await native.forward(packed, lens, out);
+      } catch (err) {
+        throw withJsStack(err, jsStack);
+      }
+      return out;
+    });
+  }
+
+  /** Frees the model's native memory after any call in flight finishes. Later calls reject. */
+  async dispose(): Promise<void> {
+    const native = this._native;
+    if (!native) return;
+    this._native = undefined;
+    await this._lock.idle();
+    native.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  /** @internal */
+  private _live(what: string): AddonModel {
+    if (!this._native) throw new MotifError('ERR_MOTIF_DISPOSED', `${what}: the model has been disposed`);
+    return this._native;
+  }
+
+  /** @internal Validates token input into a list of Int32Array sequences. */
+  private _sequences(input: TokenInput | readonly TokenInput[]): Int32Array[] {
+    this._live('forward');
+    if (!Array.isArray(input) && !(input instanceof Int32Array))
+      throw invalidParameterError('tokens', 'an Int32Array, an array of token ids, or an array of those', input);
+    const nested = Array.isArray(input) && input.length > 0 && typeof input[0] !== 'number';
+    const list = (nested ? input : [input]) as readonly TokenInput[];
+    if (list.length === 0) throw invalidParameterError('tokens', 'at least one sequence', input);
+    const vocab = this.config.vocabSize;
+    const maxPos = this.config.maxPositionEmbeddings;
+    return list.map((seq, s) => {
+      const where = nested ? `tokens[${s}]` : 'tokens';
+      if (!(seq instanceof Int32Array) && !Array.isArray(seq))
+        throw invalidParameterError(where, 'an Int32Array or an array of token ids', seq);
+      if (seq.length === 0) throw invalidParameterError(where, 'at least one token', seq);
+      if (seq.length > maxPos)
+        throw new MotifError(
+          'ERR_MOTIF_INVALID_ARGUMENT',
+          `${where} has ${seq.length} tokens, more than the model's max_position_embeddings (${maxPos})`,
+        );
+      for (let i = 0; i < seq.length; i++) {
+        const id = seq[i];
+        if (!Number.isInteger(id) || id < 0 || id >= vocab)
+          throw new MotifError(
+            'ERR_MOTIF_INVALID_ARGUMENT',
+            `${where}[${i}] = ${String(id)} is not a token id: expected an integer in [0, ${vocab}) (the model's vocab_size)`,
+          );
+      }
+      return seq instanceof Int32Array ? seq : Int32Array.from(seq);
+    });
+  }
+}

@@ -1,0 +1,40 @@
+// Text side of motif-native: tokenizer, chat template, answer extraction and grading.
+
+export {
+  type DecodeOptions,
+  type EncodeOptions,
+  loadTokenizer,
+  type StreamDecoder,
+  Tokenizer,
+  type TokenizerFiles,
+} from './tokenizer.js';
+export {
+  applyChatTemplate,
+  type ChatMessage,
+  type ChatTemplateOptions,
+  type ChatTemplateTokens,
+  type CompiledChatTemplate,
+  compileChatTemplate,
+  type HasChatTemplate,
+} from './chat-template.js';
+export {
+  answerSection,
+  type BoxedSpan,
+  extractAnswer,
+  extractHashAnswer,
+  extractXmlAnswer,
+  findBoxed,
+  lastBoxed,
+} from './extract.js';
+export { type AnswerNode, normalizeAnswer, type NormalizedAnswer, normalizeAnswerInfo, parseAnswer } from './normalize.js';
+export {
+  answersMatch,
+  boxedMatches,
+  type GradeMetric,
+  type GradeOptions,
+  gradeResponse,
+  type MatchOptions,
+  parseNumber,
+  strictMatch,
+} from './answers.js';
+export { closeSymbolic, DEFAULT_SYMBOLIC_TIMEOUT_MS, symbolicEqual, type SymbolicOptions, symbolicTimeouts } from './symbolic.js';
