@@ -1,8 +1,16 @@
 /**
  * index.ts — the public API of motif-native. Exports only; the code lives in the modules.
  */
-export { type Device, type LoadModelOptions, loadModel, Model, type ModelConfig, type TokenInput } from './model/Model.js';
+
+export { buildInfo } from './info.js';
+export {
+  type Device,
+  type LoadModelOptions,
+  loadModel,
+  Model,
+  type ModelConfig,
+  type TokenInput,
+} from './model/Model.js';
 export { type BuildInfo, loadBinding } from './native/binding.js';
 export { invalidParameterError, MotifError, type MotifErrorCode } from './native/errors.js';
 export { version } from './version.js';
-export { buildInfo } from './info.js';

@@ -8,7 +8,6 @@
 //
 //   node scripts/build-native.mjs [--force] [--cuda=AUTO|ON|OFF] [--debug] [--sanitize]
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

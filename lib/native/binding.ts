@@ -63,7 +63,10 @@ export const packageRoot: string = (() => {
     if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'sources.json'))) return dir;
     dir = dirname(dir);
   }
-  throw new MotifError('ERR_MOTIF_ADDON_LOAD', `motif-native: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
+  throw new MotifError(
+    'ERR_MOTIF_ADDON_LOAD',
+    `motif-native: cannot find the package root above ${fileURLToPath(import.meta.url)}`,
+  );
 })();
 
 let cached: BindingModule | undefined;

@@ -51,7 +51,9 @@ function describe(v: unknown): string {
 export function withJsStack(err: unknown, jsStack: Error): MotifError {
   if (err instanceof MotifError) return err;
   const e = err as { message?: string; code?: string };
-  const code = (typeof e?.code === 'string' && e.code.startsWith('ERR_MOTIF_') ? e.code : 'ERR_MOTIF_INTERNAL') as MotifErrorCode;
+  const code = (
+    typeof e?.code === 'string' && e.code.startsWith('ERR_MOTIF_') ? e.code : 'ERR_MOTIF_INTERNAL'
+  ) as MotifErrorCode;
   const out = new MotifError(code, e?.message ?? String(err), { cause: err });
   if (err instanceof TypeError || err instanceof RangeError) {
     (out as { code: MotifErrorCode }).code = 'ERR_MOTIF_INVALID_ARGUMENT';

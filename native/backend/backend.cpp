@@ -8,7 +8,8 @@ namespace motif {
 const char* op_name(Op op) {
   switch (op) {
 #define MOTIF_OP(name, summary) \
-  case Op::name: return #name;
+  case Op::name:                \
+    return #name;
 #include "ops.def"
 #undef MOTIF_OP
     default: return "?";
@@ -18,7 +19,8 @@ const char* op_name(Op op) {
 const char* op_summary(Op op) {
   switch (op) {
 #define MOTIF_OP(name, summary) \
-  case Op::name: return summary;
+  case Op::name:                \
+    return summary;
 #include "ops.def"
 #undef MOTIF_OP
     default: return "?";
@@ -42,7 +44,8 @@ std::vector<CudaDeviceInfo> cuda_devices(std::string* why_none) {
 #ifdef MOTIF_WITH_CUDA
   return cuda_devices_probe(why_none);
 #else
-  if (why_none) *why_none = "this build has no CUDA backend (rebuild with `npm run build:cuda` where a CUDA toolkit is installed)";
+  if (why_none)
+    *why_none = "this build has no CUDA backend (rebuild with `npm run build:cuda` where a CUDA toolkit is installed)";
   return {};
 #endif
 }

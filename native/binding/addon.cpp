@@ -1,10 +1,11 @@
 // addon.cpp — registration of the motif-native addon: classes and module functions only.
 // lib/native/binding.ts is the one place that loads it and documents its types.
+#include "addon.h"
+
 #include <napi.h>
 
 #include "../include/motif.h"
 #include "AddonModel.h"
-#include "addon.h"
 
 namespace motif_addon {
 

@@ -11,7 +11,7 @@ Napi::Error make_error(Napi::Env env, const std::string& code, const std::string
 
 template <typename T>
 static Napi::TypedArrayOf<T> expect_typed(const Napi::Value& v, napi_typedarray_type type, const char* what,
-                                         const char* expected) {
+                                          const char* expected) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
     throw Napi::TypeError::New(v.Env(), std::string(what) + " must be " + expected);
   auto arr = v.As<Napi::TypedArrayOf<T>>();

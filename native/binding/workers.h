@@ -14,7 +14,9 @@ namespace motif_addon {
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   explicit PromiseWorker(Napi::Env env)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pinned_(Napi::Persistent(Napi::Object::New(env))) {}
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        pinned_(Napi::Persistent(Napi::Object::New(env))) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   // Keeps `value` alive (not garbage-collected) until the worker is destroyed: inputs,
   // outputs and the model object a running Execute reads or writes.

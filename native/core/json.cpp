@@ -34,7 +34,8 @@ const char* JsonValue::kind_name(Kind k) {
 
 class JsonParser {
  public:
-  JsonParser(const char* text, size_t n, const std::string& what) : p_(text), begin_(text), end_(text + n), what_(what) {}
+  JsonParser(const char* text, size_t n, const std::string& what)
+      : p_(text), begin_(text), end_(text + n), what_(what) {}
 
   JsonValue parse_document() {
     JsonValue v = parse_value(0);
@@ -190,10 +191,14 @@ class JsonParser {
     for (int i = 0; i < 4; i++) {
       const char c = *p_++;
       cp <<= 4;
-      if (c >= '0' && c <= '9') cp |= uint32_t(c - '0');
-      else if (c >= 'a' && c <= 'f') cp |= uint32_t(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') cp |= uint32_t(c - 'A' + 10);
-      else fail("bad hex digit in \\u escape");
+      if (c >= '0' && c <= '9')
+        cp |= uint32_t(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        cp |= uint32_t(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        cp |= uint32_t(c - 'A' + 10);
+      else
+        fail("bad hex digit in \\u escape");
     }
     return cp;
   }

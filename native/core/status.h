@@ -43,9 +43,9 @@ class Error : public std::runtime_error {
   } while (0)
 
 // MOTIF_ASSERT(cond): an internal invariant; failing it is our bug, reported as Internal.
-#define MOTIF_ASSERT(cond)                                                                     \
-  do {                                                                                         \
-    if (!(cond))                                                                               \
-      ::motif::throw_error(::motif::ErrorCode::Internal, __FILE__, __LINE__,                   \
-                           std::string("internal check failed: ") + #cond);                    \
+#define MOTIF_ASSERT(cond)                                                   \
+  do {                                                                       \
+    if (!(cond))                                                             \
+      ::motif::throw_error(::motif::ErrorCode::Internal, __FILE__, __LINE__, \
+                           std::string("internal check failed: ") + #cond);  \
   } while (0)

@@ -76,10 +76,10 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t abs = x & 0x7fffffffu;
-  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return uint16_t(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // overflow (after rounding) -> inf
-  if (abs < 0x38800000u) {                                   // subnormal or zero in f16
-    if (abs < 0x33000000u) return uint16_t(sign);            // below half the smallest subnormal
+  if (abs < 0x38800000u) {                                  // subnormal or zero in f16
+    if (abs < 0x33000000u) return uint16_t(sign);           // below half the smallest subnormal
     const uint32_t e = abs >> 23;
     const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
     const int shift = int(126 - e);  // value = m * 2^(e-150); f16 subnormal unit is 2^-24

@@ -32,7 +32,9 @@ struct Tensor {
   int64_t rows() const { return ndim == 0 ? 1 : numel() / shape[ndim - 1]; }
   int64_t cols() const { return ndim == 0 ? 1 : shape[ndim - 1]; }
   template <typename T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
   std::string shape_str() const;
 };
 

@@ -17,8 +17,8 @@ namespace motif {
 
 // What a HuggingFace config.json says, after validation and defaults.
 struct ModelConfig {
-  std::string architecture;  // "Qwen2ForCausalLM" | "LlamaForCausalLM"
-  std::string model_type;    // "qwen2" | "llama"
+  std::string architecture;       // "Qwen2ForCausalLM" | "LlamaForCausalLM"
+  std::string model_type;         // "qwen2" | "llama"
   int64_t hidden_size = 0;        // C
   int64_t intermediate_size = 0;  // I
   int64_t n_layers = 0;           // L
@@ -35,9 +35,9 @@ struct ModelConfig {
   double rope_high_freq_factor = 4.0;
   int64_t rope_original_max_position_embeddings = 8192;
   bool tie_word_embeddings = false;
-  bool qkv_bias = false;  // Qwen2: always; Llama: attention_bias
-  bool o_bias = false;    // Llama attention_bias
-  bool mlp_bias = false;  // Llama mlp_bias
+  bool qkv_bias = false;    // Qwen2: always; Llama: attention_bias
+  bool o_bias = false;      // Llama attention_bias
+  bool mlp_bias = false;    // Llama mlp_bias
   std::string torch_dtype;  // as written in config.json ("" when absent)
 };
 

@@ -44,8 +44,7 @@ struct FieldReader {
 
 void read_rope_scaling(const JsonValue* rs, const std::string& path, ModelConfig& c) {
   if (!rs || rs->is_null()) return;
-  if (!rs->is_object())
-    throw Error(ErrorCode::Format, path + ": field 'rope_scaling' must be null or an object");
+  if (!rs->is_object()) throw Error(ErrorCode::Format, path + ": field 'rope_scaling' must be null or an object");
   const JsonValue* type = rs->find("rope_type");
   if (!type) type = rs->find("type");
   if (!type || !type->is_string())
@@ -67,8 +66,9 @@ void read_rope_scaling(const JsonValue* rs, const std::string& path, ModelConfig
     c.rope_original_max_position_embeddings = r.positive_int_or("original_max_position_embeddings", 0);
     if (c.rope_factor <= 0 || c.rope_low_freq_factor <= 0 || c.rope_high_freq_factor <= 0 ||
         c.rope_original_max_position_embeddings <= 0)
-      throw Error(ErrorCode::Format, path + ": rope_scaling of type llama3 needs positive factor, low_freq_factor, "
-                                            "high_freq_factor and original_max_position_embeddings");
+      throw Error(ErrorCode::Format, path +
+                                         ": rope_scaling of type llama3 needs positive factor, low_freq_factor, "
+                                         "high_freq_factor and original_max_position_embeddings");
     if (c.rope_high_freq_factor == c.rope_low_freq_factor)
       throw Error(ErrorCode::Format, path + ": rope_scaling high_freq_factor must differ from low_freq_factor");
     return;
@@ -88,12 +88,15 @@ ModelConfig config_from_json(const JsonValue& root, const std::string& path) {
   const JsonValue* mt = root.find("model_type");
   if (mt && mt->is_string()) c.model_type = mt->as_string();
   if (c.architecture.empty()) {
-    if (c.model_type == "qwen2") c.architecture = "Qwen2ForCausalLM";
-    else if (c.model_type == "llama") c.architecture = "LlamaForCausalLM";
+    if (c.model_type == "qwen2")
+      c.architecture = "Qwen2ForCausalLM";
+    else if (c.model_type == "llama")
+      c.architecture = "LlamaForCausalLM";
   }
   if (c.architecture.empty())
-    throw Error(ErrorCode::Format, path + ": field 'architectures' is missing (expected [\"Qwen2ForCausalLM\"] or "
-                                          "[\"LlamaForCausalLM\"])");
+    throw Error(ErrorCode::Format, path +
+                                       ": field 'architectures' is missing (expected [\"Qwen2ForCausalLM\"] or "
+                                       "[\"LlamaForCausalLM\"])");
   if (c.architecture != "Qwen2ForCausalLM" && c.architecture != "LlamaForCausalLM")
     throw Error(ErrorCode::Unsupported, path + ": architecture '" + c.architecture +
                                             "' is not supported (supported: Qwen2ForCausalLM, LlamaForCausalLM)");
@@ -109,15 +112,18 @@ ModelConfig config_from_json(const JsonValue& root, const std::string& path) {
   c.vocab_size = r.positive_int("vocab_size");
   if (c.n_heads % c.n_kv_heads != 0)
     throw Error(ErrorCode::Format, path + ": num_attention_heads (" + std::to_string(c.n_heads) +
-                                       ") must be a multiple of num_key_value_heads (" + std::to_string(c.n_kv_heads) + ")");
+                                       ") must be a multiple of num_key_value_heads (" + std::to_string(c.n_kv_heads) +
+                                       ")");
   if (root.find("head_dim") && !root.find("head_dim")->is_null()) {
     c.head_dim = r.positive_int("head_dim");
   } else {
     if (c.hidden_size % c.n_heads != 0)
-      throw Error(ErrorCode::Format, path + ": hidden_size must be a multiple of num_attention_heads when head_dim is absent");
+      throw Error(ErrorCode::Format,
+                  path + ": hidden_size must be a multiple of num_attention_heads when head_dim is absent");
     c.head_dim = c.hidden_size / c.n_heads;
   }
-  if (c.head_dim % 2 != 0) throw Error(ErrorCode::Format, path + ": head dimension must be even for RoPE, got " + std::to_string(c.head_dim));
+  if (c.head_dim % 2 != 0)
+    throw Error(ErrorCode::Format, path + ": head dimension must be even for RoPE, got " + std::to_string(c.head_dim));
   c.max_position_embeddings = r.positive_int_or("max_position_embeddings", qwen2 ? 32768 : 2048);
   c.rms_norm_eps = r.positive_number_or("rms_norm_eps", 1e-6);
   c.rope_theta = r.positive_number_or("rope_theta", 10000.0);
@@ -130,7 +136,8 @@ ModelConfig config_from_json(const JsonValue& root, const std::string& path) {
   }
   const JsonValue* hidden_act = root.find("hidden_act");
   if (hidden_act && hidden_act->is_string() && hidden_act->as_string() != "silu")
-    throw Error(ErrorCode::Unsupported, path + ": hidden_act '" + hidden_act->as_string() + "' is not supported (expected silu)");
+    throw Error(ErrorCode::Unsupported,
+                path + ": hidden_act '" + hidden_act->as_string() + "' is not supported (expected silu)");
   const JsonValue* dt = root.find("torch_dtype");
   if (!dt) dt = root.find("dtype");
   if (dt && dt->is_string()) c.torch_dtype = dt->as_string();
@@ -161,7 +168,8 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
       if (wavelen > low_wavelen) {
         f = f / c.rope_factor;
       } else if (wavelen >= high_wavelen) {
-        const double smooth = (old_len / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
+        const double smooth =
+            (old_len / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
         f = (1.0 - smooth) * f / c.rope_factor + smooth * f;
       }
     }

@@ -96,7 +96,8 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
     MOTIF_CHECK(seq_lens[s] >= 1, InvalidArgument, "forward: sequence " + std::to_string(s) + " is empty");
     MOTIF_CHECK(seq_lens[s] <= cfg_.max_position_embeddings, InvalidArgument,
                 "forward: sequence " + std::to_string(s) + " has " + std::to_string(seq_lens[s]) +
-                    " tokens, more than max_position_embeddings (" + std::to_string(cfg_.max_position_embeddings) + ")");
+                    " tokens, more than max_position_embeddings (" + std::to_string(cfg_.max_position_embeddings) +
+                    ")");
     starts[size_t(s) + 1] = starts[size_t(s)] + seq_lens[s];
   }
   const int64_t T = starts[size_t(n_seqs)];

@@ -16,14 +16,14 @@
 namespace motif {
 
 struct LayerWeights {
-  Tensor attn_norm;              // [C]
-  Tensor wq, bq;                 // [H*D, C], [H*D]
-  Tensor wk, bk, wv, bv;         // [Hkv*D, C], [Hkv*D]
-  Tensor wo, bo;                 // [C, H*D], [C]
-  Tensor mlp_norm;               // [C]
-  Tensor w_gate, b_gate;         // [I, C], [I]
-  Tensor w_up, b_up;             // [I, C], [I]
-  Tensor w_down, b_down;         // [C, I], [C]
+  Tensor attn_norm;       // [C]
+  Tensor wq, bq;          // [H*D, C], [H*D]
+  Tensor wk, bk, wv, bv;  // [Hkv*D, C], [Hkv*D]
+  Tensor wo, bo;          // [C, H*D], [C]
+  Tensor mlp_norm;        // [C]
+  Tensor w_gate, b_gate;  // [I, C], [I]
+  Tensor w_up, b_up;      // [I, C], [I]
+  Tensor w_down, b_down;  // [C, I], [C]
 };
 
 class Qwen2Model {

@@ -18,10 +18,14 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
 }
 
 bool parse_dtype(const std::string& s, DType* out) {
-  if (s == "F32") *out = DType::F32;
-  else if (s == "F16") *out = DType::F16;
-  else if (s == "BF16") *out = DType::BF16;
-  else return false;
+  if (s == "F32")
+    *out = DType::F32;
+  else if (s == "F16")
+    *out = DType::F16;
+  else if (s == "BF16")
+    *out = DType::BF16;
+  else
+    return false;
   return true;
 }
 
@@ -39,7 +43,8 @@ std::vector<SafetensorsEntry> safetensors_parse(const unsigned char* data, size_
                                        " bytes); the file is truncated or not safetensors");
   if (header_len > (uint64_t(100) << 20))
     throw Error(ErrorCode::Format, path + ": header length " + std::to_string(header_len) + " is over 100 MiB");
-  const JsonValue root = json_parse(reinterpret_cast<const char*>(data + 8), size_t(header_len), path + " (safetensors header)");
+  const JsonValue root =
+      json_parse(reinterpret_cast<const char*>(data + 8), size_t(header_len), path + " (safetensors header)");
   if (!root.is_object()) throw Error(ErrorCode::Format, path + ": safetensors header must be a JSON object");
   const size_t data_start = 8 + size_t(header_len);
   const size_t data_size = size - data_start;
@@ -107,8 +112,8 @@ std::map<std::string, std::string> safetensors_index_parse(const std::string& te
       throw Error(ErrorCode::Format, path + ": weight_map['" + m.first + "'] must be a file name string");
     const std::string& f = m.second.as_string();
     if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
-      throw Error(ErrorCode::Format, path + ": weight_map['" + m.first + "'] = '" + f +
-                                         "' must be a plain file name in the model folder");
+      throw Error(ErrorCode::Format,
+                  path + ": weight_map['" + m.first + "'] = '" + f + "' must be a plain file name in the model folder");
     out[m.first] = f;
   }
   return out;
@@ -147,7 +152,8 @@ void WeightStore::open_dir(const std::string& dir) {
   for (const auto& kv : map) {
     auto it = entries_.find(kv.first);
     if (it == entries_.end() || it->second.file->path() != path_join(dir, kv.second))
-      throw Error(ErrorCode::Format, index + ": tensor '" + kv.first + "' is mapped to " + kv.second + " but is not in it");
+      throw Error(ErrorCode::Format,
+                  index + ": tensor '" + kv.first + "' is mapped to " + kv.second + " but is not in it");
   }
 }
 
@@ -160,8 +166,8 @@ std::vector<std::string> WeightStore::names() const {
 Tensor WeightStore::get(const std::string& name, const std::vector<int64_t>& shape) {
   auto it = entries_.find(name);
   if (it == entries_.end())
-    throw Error(ErrorCode::Format, "tensor '" + name + "' is missing from the weights in " + dir_ + " (expected shape " +
-                                       shape_to_string(shape) + ")");
+    throw Error(ErrorCode::Format, "tensor '" + name + "' is missing from the weights in " + dir_ +
+                                       " (expected shape " + shape_to_string(shape) + ")");
   const SafetensorsEntry& e = it->second.entry;
   if (e.shape != shape)
     throw Error(ErrorCode::Format, it->second.file->path() + ": tensor '" + name + "' has shape " +

@@ -29,13 +29,19 @@ async function rejects(p: Promise<unknown>, code: string, ...needles: string[]):
   await assert.rejects(p, (err: unknown) => {
     assert.ok(err instanceof MotifError, `expected a MotifError, got ${String(err)}`);
     assert.equal(err.code, code, `code of: ${err.message}`);
-    for (const n of needles) assert.ok(err.message.includes(n), `message ${JSON.stringify(err.message)} should mention ${JSON.stringify(n)}`);
+    for (const n of needles)
+      assert.ok(err.message.includes(n), `message ${JSON.stringify(err.message)} should mention ${JSON.stringify(n)}`);
     return true;
   });
 }
 
 /** Rewrites model.safetensors with a hand-made header over the given data bytes. */
-async function writeRawSafetensors(dir: string, header: object | string, data: Buffer, headerLen?: bigint): Promise<void> {
+async function writeRawSafetensors(
+  dir: string,
+  header: object | string,
+  data: Buffer,
+  headerLen?: bigint,
+): Promise<void> {
   const json = typeof header === 'string' ? header : JSON.stringify(header);
   const out = Buffer.alloc(8 + json.length + data.length);
   out.writeBigUInt64LE(headerLen ?? BigInt(json.length), 0);
@@ -118,14 +124,27 @@ describe('loadModel rejects bad folders and files', () => {
 
   it('an unknown dtype', async () => {
     const dir = await freshModel();
-    await writeRawSafetensors(dir, { 'model.embed_tokens.weight': { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, Buffer.alloc(8));
-    await rejects(loadModel(dir, { device: 'cpu' }), 'ERR_MOTIF_UNSUPPORTED', 'model.embed_tokens.weight', 'I64', 'F32, F16 or BF16');
+    await writeRawSafetensors(
+      dir,
+      { 'model.embed_tokens.weight': { dtype: 'I64', shape: [1], data_offsets: [0, 8] } },
+      Buffer.alloc(8),
+    );
+    await rejects(
+      loadModel(dir, { device: 'cpu' }),
+      'ERR_MOTIF_UNSUPPORTED',
+      'model.embed_tokens.weight',
+      'I64',
+      'F32, F16 or BF16',
+    );
   });
 
   it('a missing tensor', async () => {
     const dir = await freshModel();
     const { tensors } = tinyModel();
-    await writeFile(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors.filter((t) => t.name !== 'lm_head.weight')));
+    await writeFile(
+      path.join(dir, 'model.safetensors'),
+      safetensorsBytes(tensors.filter((t) => t.name !== 'lm_head.weight')),
+    );
     await rejects(loadModel(dir, { device: 'cpu' }), 'ERR_MOTIF_FORMAT', "'lm_head.weight'", 'missing');
   });
 
@@ -136,7 +155,12 @@ describe('loadModel rejects bad folders and files', () => {
       t.name === 'model.layers.1.mlp.up_proj.weight' ? { ...t, shape: [t.shape[1], t.shape[0]] } : t,
     );
     await writeFile(path.join(dir, 'model.safetensors'), safetensorsBytes(bad));
-    await rejects(loadModel(dir, { device: 'cpu' }), 'ERR_MOTIF_FORMAT', 'model.layers.1.mlp.up_proj.weight', 'has shape [16, 24], expected [24, 16]');
+    await rejects(
+      loadModel(dir, { device: 'cpu' }),
+      'ERR_MOTIF_FORMAT',
+      'model.layers.1.mlp.up_proj.weight',
+      'has shape [16, 24], expected [24, 16]',
+    );
   });
 
   it('a sharded index that names a missing shard', async () => {
@@ -172,7 +196,10 @@ describe('forward rejects bad tokens and calls after dispose', () => {
     await model.dispose();
     await model.dispose(); // twice is fine
     await rejects(model.forward([1, 2]), 'ERR_MOTIF_DISPOSED', 'disposed');
-    assert.throws(() => model.info, (e: unknown) => e instanceof MotifError && e.code === 'ERR_MOTIF_DISPOSED');
+    assert.throws(
+      () => model.info,
+      (e: unknown) => e instanceof MotifError && e.code === 'ERR_MOTIF_DISPOSED',
+    );
   });
 
   it('dispose() while a forward is in flight waits for it', async () => {

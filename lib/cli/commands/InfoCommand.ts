@@ -11,7 +11,9 @@ export const infoCommand: CommandModule<object, { json: boolean }> = {
   handler: (argv) => {
     const info = buildInfo();
     if (argv.json) {
-      console.log(JSON.stringify({ ...info, node: process.version, platform: `${process.platform}-${process.arch}` }, null, 2));
+      console.log(
+        JSON.stringify({ ...info, node: process.version, platform: `${process.platform}-${process.arch}` }, null, 2),
+      );
       return;
     }
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
@@ -22,7 +24,9 @@ export const infoCommand: CommandModule<object, { json: boolean }> = {
       console.log(`CUDA devices: none (${info.cudaNote})`);
     } else {
       for (const d of info.cudaDevices)
-        console.log(`CUDA device ${d.index}: ${d.name}, ${gib(d.totalMemory)}, compute capability ${d.computeCapability}`);
+        console.log(
+          `CUDA device ${d.index}: ${d.name}, ${gib(d.totalMemory)}, compute capability ${d.computeCapability}`,
+        );
     }
   },
 };

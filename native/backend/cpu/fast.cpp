@@ -47,8 +47,10 @@ void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw
   for (; k + 8 <= K; k += 8) {
     simd::vec wv[NN];
     for (int n = 0; n < NN; n++) {
-      if constexpr (sizeof(WT) == 4) wv[n] = simd::load(reinterpret_cast<const float*>(w) + n * ldw + k);
-      else wv[n] = simd::load(reinterpret_cast<const uint16_t*>(w) + n * ldw + k, wtype);
+      if constexpr (sizeof(WT) == 4)
+        wv[n] = simd::load(reinterpret_cast<const float*>(w) + n * ldw + k);
+      else
+        wv[n] = simd::load(reinterpret_cast<const uint16_t*>(w) + n * ldw + k, wtype);
     }
     for (int t = 0; t < TT; t++) {
       const simd::vec xv = simd::load(x + t * ldx + k);
@@ -63,7 +65,8 @@ void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw
 #endif
   for (; k < K; k++) {
     for (int n = 0; n < NN; n++) {
-      const float wk = sizeof(WT) == 4 ? reinterpret_cast<const float*>(w)[n * ldw + k] : load_as_f32(wtype, w, n * ldw + k);
+      const float wk =
+          sizeof(WT) == 4 ? reinterpret_cast<const float*>(w)[n * ldw + k] : load_as_f32(wtype, w, n * ldw + k);
       for (int t = 0; t < TT; t++) res[t][n] += x[t * ldx + k] * wk;
     }
   }
@@ -166,7 +169,8 @@ void embedding_forward(ThreadPool& pool, const Tensor& out, const Tensor& table,
   const size_t esize = dtype_size(table.type);
   pool.parallel_for(T, [&](int64_t t, int) {
     const int32_t id = ids.as<int32_t>()[t];
-    simd::to_f32(table.type, static_cast<const char*>(table.data) + size_t(id) * size_t(C) * esize, out.as<float>() + t * C, C);
+    simd::to_f32(table.type, static_cast<const char*>(table.data) + size_t(id) * size_t(C) * esize,
+                 out.as<float>() + t * C, C);
   });
 }
 

@@ -30,9 +30,9 @@ void embedding(const Tensor& out, const Tensor& table, const Tensor& ids) {
   require_f32(out, "embedding out");
   require_float(table, "embedding table");
   MOTIF_CHECK(ids.type == DType::I32, InvalidArgument, "embedding ids must be I32");
-  MOTIF_CHECK(out.rows() == ids.numel() && out.cols() == table.cols(), InvalidArgument,
-              "embedding: out " + out.shape_str() + " does not match ids " + ids.shape_str() + " x table " +
-                  table.shape_str());
+  MOTIF_CHECK(
+      out.rows() == ids.numel() && out.cols() == table.cols(), InvalidArgument,
+      "embedding: out " + out.shape_str() + " does not match ids " + ids.shape_str() + " x table " + table.shape_str());
 }
 
 void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w) {
@@ -52,13 +52,15 @@ void matmul(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b
               "matmul: x " + x.shape_str() + " @ w " + w.shape_str() + "^T does not fit out " + out.shape_str());
   if (bias.data) {
     require_float(bias, "matmul bias");
-    MOTIF_CHECK(bias.numel() == w.shape[0], InvalidArgument, "matmul: bias " + bias.shape_str() + " vs w " + w.shape_str());
+    MOTIF_CHECK(bias.numel() == w.shape[0], InvalidArgument,
+                "matmul: bias " + bias.shape_str() + " vs w " + w.shape_str());
   }
 }
 
 void rope(const Tensor& x, const Tensor& pos, const Tensor& inv_freq) {
   require_f32(x, "rope x");
-  MOTIF_CHECK(x.ndim == 3 && x.shape[2] % 2 == 0, InvalidArgument, "rope: x must be [T,H,D] with even D, got " + x.shape_str());
+  MOTIF_CHECK(x.ndim == 3 && x.shape[2] % 2 == 0, InvalidArgument,
+              "rope: x must be [T,H,D] with even D, got " + x.shape_str());
   MOTIF_CHECK(pos.type == DType::I32 && pos.numel() == x.shape[0], InvalidArgument, "rope: pos must be I32 [T]");
   MOTIF_CHECK(inv_freq.type == DType::F32 && inv_freq.numel() == x.shape[2] / 2, InvalidArgument,
               "rope: inv_freq must be F32 [D/2]");
