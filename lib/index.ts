@@ -14,3 +14,6 @@ export {
 export { type BuildInfo, loadBinding } from './native/binding.js';
 export { invalidParameterError, MotifError, type MotifErrorCode } from './native/errors.js';
 export { version } from './version.js';
+export * from './data/index.js';
+export * from './motif/index.js';
+export * from './text/index.js';

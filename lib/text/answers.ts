@@ -56,8 +56,11 @@ function rational(num: bigint, den: bigint): Num | null {
   return { num: num / g, den: den / g, value: Number(num) / Number(den), decimal: false };
 }
 
-const INT = String.raw`\d+`;
-const DEC = String.raw`(?:\d+\.\d*|\.\d+|\d+)`;
+const INT_RE = /^\d+$/;
+const FRAC_RE = /^(\d+)?\\frac\{(\d+)\}\{(\d+)\}$/;
+const SLASH_RE = /^(\d+)\/(\d+)$/;
+const DEC_RE = /^(\d+\.\d*|\.\d+|\d+)(?:[eE]([+-]?\d+))?$/;
+const SCI_RE = /^(\d+\.\d*|\.\d+|\d+)(?:\\times|\\cdot)10\^(?:\{([+-]?\d+)\}|(\d))$/;
 
 /** Parses a normalized scalar as a number, or null. Handles 12, -0.5, 025, 1e-3, \frac{a}{b}, a/b, 1\frac{4}{5}, 1.5\times10^{3}. */
 export function parseNumber(s: string): Num | null {
@@ -67,21 +70,20 @@ export function parseNumber(s: string): Num | null {
     sign = -1n;
     t = t.slice(1);
   }
-  let m: RegExpExecArray | null;
-  if ((m = new RegExp(`^${INT}$`).exec(t))) return rational(sign * BigInt(t), 1n);
-  if ((m = new RegExp(`^(${INT})?\\\\frac\\{(${INT})\\}\\{(${INT})\\}$`).exec(t))) {
-    const whole = m[1] ? BigInt(m[1]) : 0n;
-    const den = BigInt(m[3] as string);
-    return rational(sign * (whole * den + BigInt(m[2] as string)), den);
+  if (INT_RE.test(t)) return rational(sign * BigInt(t), 1n);
+  const frac = FRAC_RE.exec(t);
+  if (frac) {
+    const whole = frac[1] ? BigInt(frac[1]) : 0n;
+    const den = BigInt(frac[3] as string);
+    return rational(sign * (whole * den + BigInt(frac[2] as string)), den);
   }
-  if ((m = new RegExp(`^(${INT})/(${INT})$`).exec(t))) return rational(sign * BigInt(m[1] as string), BigInt(m[2] as string));
+  const slash = SLASH_RE.exec(t);
+  if (slash) return rational(sign * BigInt(slash[1] as string), BigInt(slash[2] as string));
   const sgn = Number(sign);
-  if ((m = new RegExp(`^(${DEC})(?:[eE]([+-]?\\d+))?$`).exec(t))) {
-    return { value: sgn * Number(m[1]) * 10 ** Number(m[2] ?? 0), decimal: true };
-  }
-  if ((m = new RegExp(`^(${DEC})(?:\\\\times|\\\\cdot)10\\^(?:\\{([+-]?\\d+)\\}|(\\d))$`).exec(t))) {
-    return { value: sgn * Number(m[1]) * 10 ** Number(m[2] ?? m[3]), decimal: true };
-  }
+  const dec = DEC_RE.exec(t);
+  if (dec) return { value: sgn * Number(dec[1]) * 10 ** Number(dec[2] ?? 0), decimal: true };
+  const sci = SCI_RE.exec(t);
+  if (sci) return { value: sgn * Number(sci[1]) * 10 ** Number(sci[2] ?? sci[3]), decimal: true };
   return null;
 }
 
@@ -104,8 +106,35 @@ interface Ctx {
 }
 
 const FUNCTION_WORDS = new Set([
-  'sin', 'cos', 'tan', 'cot', 'sec', 'csc', 'log', 'ln', 'exp', 'sqrt', 'frac', 'pi', 'infty', 'cdot', 'times',
-  'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'tanh', 'le', 'ge', 'ne', 'pm', 'mp', 'circ', 'binom', 'overline',
+  'sin',
+  'cos',
+  'tan',
+  'cot',
+  'sec',
+  'csc',
+  'log',
+  'ln',
+  'exp',
+  'sqrt',
+  'frac',
+  'pi',
+  'infty',
+  'cdot',
+  'times',
+  'arcsin',
+  'arccos',
+  'arctan',
+  'sinh',
+  'cosh',
+  'tanh',
+  'le',
+  'ge',
+  'ne',
+  'pm',
+  'mp',
+  'circ',
+  'binom',
+  'overline',
 ]);
 
 /** True when the scalar reads like words rather than mathematics (not worth a symbolic check). */
@@ -115,7 +144,7 @@ function isWordy(s: string): boolean {
 }
 
 function isPlainWords(s: string): boolean {
-  return /^[a-zA-Z][a-zA-Z '\-]*$/.test(s) && !FUNCTION_WORDS.has(s.toLowerCase());
+  return /^[a-zA-Z][a-zA-Z '-]*$/.test(s) && !FUNCTION_WORDS.has(s.toLowerCase());
 }
 
 function scalarEqual(a: string, b: string, ctx: Ctx): boolean {
@@ -180,11 +209,15 @@ function nodesEqual(x: AnswerNode, y: AnswerNode, ctx: Ctx): boolean {
   // A vector written as a matrix vs as a tuple "(a, b)" / list "a, b".
   const vx = vectorItems(x);
   const vy = vectorItems(y);
-  if (vx && ((y.kind === 'seq' && y.open === '(' && y.close === ')') || y.kind === 'list')) return orderedEqual(vx, y.items, ctx);
-  if (vy && ((x.kind === 'seq' && x.open === '(' && x.close === ')') || x.kind === 'list')) return orderedEqual(x.items, vy, ctx);
+  if (vx && ((y.kind === 'seq' && y.open === '(' && y.close === ')') || y.kind === 'list'))
+    return orderedEqual(vx, y.items, ctx);
+  if (vy && ((x.kind === 'seq' && x.open === '(' && x.close === ')') || x.kind === 'list'))
+    return orderedEqual(x.items, vy, ctx);
   // A tuple "(a, b)" written as the list "a, b".
-  if (x.kind === 'list' && y.kind === 'seq' && y.open === '(' && y.close === ')') return orderedEqual(x.items, y.items, ctx);
-  if (y.kind === 'list' && x.kind === 'seq' && x.open === '(' && x.close === ')') return orderedEqual(x.items, y.items, ctx);
+  if (x.kind === 'list' && y.kind === 'seq' && y.open === '(' && y.close === ')')
+    return orderedEqual(x.items, y.items, ctx);
+  if (y.kind === 'list' && x.kind === 'seq' && x.open === '(' && x.close === ')')
+    return orderedEqual(x.items, y.items, ctx);
   return false;
 }
 
@@ -248,7 +281,12 @@ export function gradeResponse(response: string, reference: string, options: Grad
  * True when one of the `\boxed{…}` in `text` matches the reference: verbatim for
  * `'strict'`, by {@link answersMatch} for `'match'`; with `lastOnly`, only the last box counts.
  */
-export function boxedMatches(text: string, reference: string, metric: 'strict' | 'match', options: MatchOptions & { lastOnly?: boolean } = {}): boolean {
+export function boxedMatches(
+  text: string,
+  reference: string,
+  metric: 'strict' | 'match',
+  options: MatchOptions & { lastOnly?: boolean } = {},
+): boolean {
   if (metric === 'strict') {
     if (!options.lastOnly) return strictMatch(text, reference);
     const boxes = findBoxed(text);
@@ -259,4 +297,3 @@ export function boxedMatches(text: string, reference: string, metric: 'strict' |
   const pick = options.lastOnly ? boxes.slice(-1) : boxes;
   return pick.some((b) => answersMatch(b.content, reference, options));
 }
-

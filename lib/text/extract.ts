@@ -135,9 +135,9 @@ function fromPlainText(text: string): string | null {
 export function extractAnswer(text: string): string | null {
   if (typeof text !== 'string' || text.length === 0) return null;
   const boxed = lastBoxed(text);
-  if (boxed !== null && boxed.trim().length) return boxed.trim();
+  if (boxed?.trim().length) return (boxed as string).trim();
   const section = answerSection(text);
-  if (section !== null && section.length) {
+  if (section?.length) {
     // A sentence ("The answer is 18", "She pays 18 dollars in total") is searched further.
     if (/####|answer\s*(?:is|:)/i.test(section) || /[a-z]{2,}\s+[a-z]{2,}\s+[a-z]{2,}/i.test(section)) {
       const inner = fromPlainText(section);

@@ -1,13 +1,15 @@
 // Text side of motif-native: tokenizer, chat template, answer extraction and grading.
 
 export {
-  type DecodeOptions,
-  type EncodeOptions,
-  loadTokenizer,
-  type StreamDecoder,
-  Tokenizer,
-  type TokenizerFiles,
-} from './tokenizer.js';
+  answersMatch,
+  boxedMatches,
+  type GradeMetric,
+  type GradeOptions,
+  gradeResponse,
+  type MatchOptions,
+  parseNumber,
+  strictMatch,
+} from './answers.js';
 export {
   applyChatTemplate,
   type ChatMessage,
@@ -26,15 +28,25 @@ export {
   findBoxed,
   lastBoxed,
 } from './extract.js';
-export { type AnswerNode, normalizeAnswer, type NormalizedAnswer, normalizeAnswerInfo, parseAnswer } from './normalize.js';
 export {
-  answersMatch,
-  boxedMatches,
-  type GradeMetric,
-  type GradeOptions,
-  gradeResponse,
-  type MatchOptions,
-  parseNumber,
-  strictMatch,
-} from './answers.js';
-export { closeSymbolic, DEFAULT_SYMBOLIC_TIMEOUT_MS, symbolicEqual, type SymbolicOptions, symbolicTimeouts } from './symbolic.js';
+  type AnswerNode,
+  type NormalizedAnswer,
+  normalizeAnswer,
+  normalizeAnswerInfo,
+  parseAnswer,
+} from './normalize.js';
+export {
+  closeSymbolic,
+  DEFAULT_SYMBOLIC_TIMEOUT_MS,
+  type SymbolicOptions,
+  symbolicEqual,
+  symbolicTimeouts,
+} from './symbolic.js';
+export {
+  type DecodeOptions,
+  type EncodeOptions,
+  loadTokenizer,
+  type StreamDecoder,
+  Tokenizer,
+  type TokenizerFiles,
+} from './tokenizer.js';

@@ -18,7 +18,7 @@ export interface NormalizedAnswer {
 export type AnswerNode =
   | { kind: 'scalar'; text: string }
   | { kind: 'seq'; open: '(' | '['; close: ')' | ']'; items: AnswerNode[] }
-  | { kind: 'set'; items: AnswerNode[] }
+  | { kind: 'set'; items: AnswerNode[] /** Came from `a \pm b`. */; pm?: boolean }
   | { kind: 'list'; items: AnswerNode[] }
   | { kind: 'union'; items: AnswerNode[] }
   | { kind: 'matrix'; rows: AnswerNode[][] };
@@ -173,7 +173,10 @@ function dropTextUnits(s: string): string {
     const before = s.slice(0, m.index).trim();
     const isUnit = (/^\s/.test(content) && /^\s*[a-zA-Z][a-zA-Z\s.]*$/.test(content)) || UNIT_ONLY_RE.test(content);
     if (isUnit && before.length > 0 && /[\d}.)a-zA-Z]$/.test(before)) {
-      const rest = s.slice(end).replace(/^\s*\^\s*\{?\d\}?/, '').trim();
+      const rest = s
+        .slice(end)
+        .replace(/^\s*\^\s*\{?\d\}?/, '')
+        .trim();
       if (rest.length === 0) return before;
     }
   }
@@ -207,7 +210,9 @@ function unwrapBoxed(s: string): string {
  */
 export function normalizeAnswerInfo(input: string): NormalizedAnswer {
   let s = String(input)
+    .replace(/[\u00b2\u00b3\u00b9\u2070\u2074-\u2079]/g, (c) => `^${c.normalize('NFKC')}`)
     .normalize('NFKC')
+    .replace(/\u2044/g, '/')
     .replace(/[\u2212\u2013\u2014]/g, '-')
     .replace(/\u00d7/g, '\\times ')
     .replace(/[\u00b7\u22c5]/g, '\\cdot ')
@@ -242,12 +247,29 @@ export function normalizeAnswerInfo(input: string): NormalizedAnswer {
   s = dropTextUnits(s.trim());
   s = replaceCommand(
     s,
-    ['text', 'textbf', 'textit', 'textrm', 'texttt', 'textsf', 'mathrm', 'mathbf', 'mathit', 'mathsf', 'mbox', 'boldsymbol', 'operatorname'],
+    [
+      'text',
+      'textbf',
+      'textit',
+      'textrm',
+      'texttt',
+      'textsf',
+      'mathrm',
+      'mathbf',
+      'mathit',
+      'mathsf',
+      'mbox',
+      'boldsymbol',
+      'operatorname',
+    ],
     (content) => content,
   );
   s = s.trim();
   const unit = UNIT_RE.exec(s);
-  if (unit) s = (unit[1] as string).trim();
+  if (unit) {
+    if (/\bpercent\b/i.test(s.slice((unit[1] as string).length))) percent = true;
+    s = (unit[1] as string).trim();
+  }
   // "x \in [2,5)" → "[2,5)"; "x = 5" → "5" (a single variable, one "=").
   s = s.replace(/^[a-zA-Z]\s*\\in(?![a-zA-Z])\s*/, '');
   const eq = s.split('=');
@@ -260,11 +282,14 @@ export function normalizeAnswerInfo(input: string): NormalizedAnswer {
     .replace(/\\geq?(?![a-zA-Z])|\\geqslant(?![a-zA-Z])/g, '\\ge')
     .replace(/\\neq?(?![a-zA-Z])/g, '\\ne')
     .replace(/\\infin(?![a-zA-Z])/g, '\\infty');
-  // Whitespace: keep one space only where it separates a command from a following letter/digit.
-  s = s.replace(/(\\[a-zA-Z]+)\s+(?=[a-zA-Z])/g, '$1\u0000').replace(/\s+/g, '').replace(/\u0000/g, ' ');
+  // Whitespace: keep one space only where it separates a command from a following letter.
+  s = s
+    .replace(/(\\[a-zA-Z]+)\s+(?=[a-zA-Z])/g, '$1\uE000')
+    .replace(/\s+/g, '')
+    .replace(/\uE000/g, ' ');
   // Braces around one character in exponents/subscripts: x^{2} → x^2, 204_{5} → 204_5.
   s = s.replace(/([\^_])\{([a-zA-Z0-9])\}/g, '$1$2');
-  // Thousands separators (the whole answer, or a number inside a \text-free structure).
+  // Thousands separators (when the whole answer is one number written with them).
   if (/^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, '');
   // Trailing full stop, leading-dot decimals, trailing zeros.
   s = s.replace(/(?<=\S)\.$/, '');
@@ -361,6 +386,7 @@ function scalarOrPm(s: string): AnswerNode {
     const [a, b] = pm as [string, string];
     return {
       kind: 'set',
+      pm: true,
       items: [
         { kind: 'scalar', text: `${a}+${b}`.replace(/^\+/, '') },
         { kind: 'scalar', text: `${a}-${b}` },
@@ -368,6 +394,11 @@ function scalarOrPm(s: string): AnswerNode {
     };
   }
   return { kind: 'scalar', text: s };
+}
+
+/** Items of a set or list; an `a \pm b` item counts as its two values. */
+function flatItems(nodes: AnswerNode[]): AnswerNode[] {
+  return nodes.flatMap((n) => (n.kind === 'set' && n.pm ? n.items : [n]));
 }
 
 function itemNode(raw: string): AnswerNode {
@@ -399,7 +430,7 @@ export function parseAnswer(s: string, normalizeItems = true): AnswerNode {
   if (text.startsWith('\\{') && text.endsWith('\\}') && closingOf(text) === text.length - 1) {
     const inner = text.slice(2, -2);
     const items = inner.trim().length ? splitTopLevel(inner, ',').map((p) => item(p.trim())) : [];
-    return { kind: 'set', items };
+    return { kind: 'set', items: flatItems(items) };
   }
   const first = text[0];
   const last = text[text.length - 1];
@@ -412,7 +443,7 @@ export function parseAnswer(s: string, normalizeItems = true): AnswerNode {
   }
   const parts = splitTopLevel(text, ',');
   if (parts.length > 1 && parts.every((p) => p.trim().length > 0)) {
-    return { kind: 'list', items: parts.map((p) => item(p.trim())) };
+    return { kind: 'list', items: flatItems(parts.map((p) => item(p.trim()))) };
   }
   return scalarOrPm(text);
 }

@@ -54,7 +54,11 @@ function substitute(json: unknown, values: Record<string, number>): unknown {
   return json;
 }
 
-function evalAt(e: BoxedExpression, values: Record<string, number>, compiled: Map<BoxedExpression, unknown>): Complex | null {
+function evalAt(
+  e: BoxedExpression,
+  values: Record<string, number>,
+  compiled: Map<BoxedExpression, unknown>,
+): Complex | null {
   let f = compiled.get(e);
   if (f === undefined) {
     try {

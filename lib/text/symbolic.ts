@@ -78,7 +78,8 @@ function start(): Handle {
   const ready = Atomics.wait(state, SLOT_READY, 0, STARTUP_LIMIT_MS);
   if (ready === 'timed-out' || Atomics.load(state, SLOT_READY) !== 1) {
     void worker.terminate();
-    unavailable = ready === 'timed-out' ? 'the symbolic worker did not start in time' : 'the symbolic worker failed to load';
+    unavailable =
+      ready === 'timed-out' ? 'the symbolic worker did not start in time' : 'the symbolic worker failed to load';
     h.failed = unavailable;
   }
   return h;
@@ -90,7 +91,11 @@ function start(): Handle {
  * timed out, or the symbolic engine is unavailable). Synchronous: it blocks the calling
  * thread for at most about `timeoutMs` (plus the worker's start on first use).
  */
-export function symbolicEqual(a: string, b: string, options: SymbolicOptions & { spinMs?: number } = {}): boolean | null {
+export function symbolicEqual(
+  a: string,
+  b: string,
+  options: SymbolicOptions & { spinMs?: number } = {},
+): boolean | null {
   if (unavailable) return null;
   if (!handle) handle = start();
   if (handle.failed) {

@@ -10,8 +10,8 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import {
   type ChatMessage,
   type ChatTemplateOptions,
-  compileChatTemplate,
   type CompiledChatTemplate,
+  compileChatTemplate,
 } from './chat-template.js';
 
 /** Options of {@link Tokenizer.encode}. */
@@ -194,13 +194,7 @@ export class Tokenizer {
     this.imStartId = idOf('<|im_start|>');
     this.imEndId = idOf('<|im_end|>');
     const stops: number[] = [];
-    for (const id of [
-      this.eosId,
-      this.imEndId,
-      idOf('<|endoftext|>'),
-      idOf('<|eot_id|>'),
-      idOf('<|end_of_text|>'),
-    ]) {
+    for (const id of [this.eosId, this.imEndId, idOf('<|endoftext|>'), idOf('<|eot_id|>'), idOf('<|end_of_text|>')]) {
       if (id !== null && !stops.includes(id)) stops.push(id);
     }
     this.stopIds = stops;
@@ -220,7 +214,11 @@ export class Tokenizer {
     return Int32Array.from(ids);
   }
 
-  /** Decodes token ids to text (invalid UTF-8 byte runs become U+FFFD, as in HuggingFace). */
+  /**
+   * Decodes token ids to text (invalid UTF-8 byte runs become U+FFFD, as in HuggingFace).
+   * Ids with no token (past the vocabulary, e.g. a model's padding rows) are left out, as
+   * HuggingFace does; negative or non-integer ids throw a RangeError.
+   */
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
     const list = this._checkIds(ids);
     if (list.length === 0) return '';
@@ -266,13 +264,14 @@ export class Tokenizer {
 
   /** @internal */
   private _checkIds(ids: ArrayLike<number>): number[] {
-    const out = new Array<number>(ids.length);
+    const out: number[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this._idToToken[id] === undefined) {
-        throw new RangeError(`decode: token id ${id} at index ${i} is not in the vocabulary (size ${this.vocabSize})`);
+      const id = ids[i] as number;
+      if (!Number.isInteger(id) || id < 0) {
+        throw new RangeError(`decode: token id ${id} at index ${i} is not a non-negative integer`);
       }
-      out[i] = id;
+      // Ids past the vocabulary (a model's padded embedding rows) decode to nothing, as in HuggingFace.
+      if (this._idToToken[id] !== undefined) out.push(id);
     }
     return out;
   }

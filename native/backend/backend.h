@@ -39,6 +39,18 @@ struct AttentionParams {
   float scale = 1.0f;      // usually 1/sqrt(D)
 };
 
+// Attention over the paged KV cache. Row t of the batch belongs to the sequence whose block
+// table is row row_seq[t] of block_tables, sits at position row_pos[t], and attends to that
+// sequence's keys 0..row_pos[t] (their K/V already stored). Key j lives in block
+// block_tables[s, j / block_size] at offset j % block_size.
+struct PagedAttentionParams {
+  int32_t n_heads = 0;
+  int32_t n_kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t block_size = 0;
+  float scale = 1.0f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -74,6 +86,13 @@ class Backend {
                                  const AttentionParams& p) = 0;
   virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   virtual void add_forward(const Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  // k_cache/v_cache [n_blocks, BS, Hkv, D] f32; k/v [T, Hkv, D]; slots [T] i32.
+  virtual void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                                const Tensor& slots) = 0;
+  // q [T,H,D]; caches as above; block_tables [n_seqs, max_blocks] i32; row_seq, row_pos [T] i32.
+  virtual void paged_attention_forward(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                       const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
+                                       const PagedAttentionParams& p) = 0;
 };
 
 // --- registry -----------------------------------------------------------------------

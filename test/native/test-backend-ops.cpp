@@ -11,6 +11,7 @@
 //                   cuda prints one line saying why it skipped when there is no device)
 //   --coverage      fail if an op in ops.def has no test case
 // A plain ctest executable: no Node needed.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -78,7 +79,8 @@ HostData random_data(std::mt19937& rng, DType type, std::vector<int64_t> shape, 
   std::uniform_real_distribution<float> dist(lo, hi);
   for (int64_t i = 0; i < n; i++) {
     const float v = dist(rng);
-    if (type == DType::F32) std::memcpy(h.bytes.data() + i * 4, &v, 4);
+    if (type == DType::F32)
+      std::memcpy(h.bytes.data() + i * 4, &v, 4);
     else {
       const uint16_t u = type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
       std::memcpy(h.bytes.data() + i * 2, &u, 2);
@@ -145,17 +147,19 @@ std::vector<Case> build_cases() {
     for (auto [V, C, T] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{17, 8, 1}, {1000, 37, 5}, {97, 64, 33}}) {
       std::vector<int32_t> ids;
       for (int64_t t = 0; t < T; t++) ids.push_back(int32_t(rng() % V));
-      cases.push_back({Op::embedding_forward,
-                       "V=" + std::to_string(V) + " C=" + std::to_string(C) + " T=" + std::to_string(T) + " " + short_name(wt),
-                       0.0,
-                       {random_data(rng, DType::F32, {T, C}), random_data(rng, wt, {V, C}), int_data(ids)},
-                       {0},
-                       [](Backend& b, std::vector<Tensor>& t) { b.embedding_forward(t[0], t[1], t[2]); }});
+      cases.push_back(
+          {Op::embedding_forward,
+           "V=" + std::to_string(V) + " C=" + std::to_string(C) + " T=" + std::to_string(T) + " " + short_name(wt),
+           0.0,
+           {random_data(rng, DType::F32, {T, C}), random_data(rng, wt, {V, C}), int_data(ids)},
+           {0},
+           [](Backend& b, std::vector<Tensor>& t) { b.embedding_forward(t[0], t[1], t[2]); }});
     }
 
   for (DType wt : kFloatTypes)
     for (auto [T, C] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {7, 37}, {64, 896}}) {
-      cases.push_back({Op::rmsnorm_forward, "T=" + std::to_string(T) + " C=" + std::to_string(C) + " " + short_name(wt),
+      cases.push_back({Op::rmsnorm_forward,
+                       "T=" + std::to_string(T) + " C=" + std::to_string(C) + " " + short_name(wt),
                        1e-12,
                        {random_data(rng, DType::F32, {T, C}), random_data(rng, DType::F32, {T, C}, -3, 3),
                         random_data(rng, wt, {C}, 0.5f, 1.5f)},
@@ -163,8 +167,9 @@ std::vector<Case> build_cases() {
                        [](Backend& b, std::vector<Tensor>& t) { b.rmsnorm_forward(t[0], t[1], t[2], 1e-6f); }});
     }
 
-  const std::vector<std::tuple<int64_t, int64_t, int64_t>> mm_shapes = {
-      {1, 64, 64}, {1, 37, 29}, {2, 96, 67}, {3, 37, 29}, {4, 896, 128}, {5, 96, 67}, {64, 128, 48}, {67, 131, 97}, {130, 64, 19}};
+  const std::vector<std::tuple<int64_t, int64_t, int64_t>> mm_shapes = {{1, 64, 64},   {1, 37, 29},   {2, 96, 67},
+                                                                        {3, 37, 29},   {4, 896, 128}, {5, 96, 67},
+                                                                        {64, 128, 48}, {67, 131, 97}, {130, 64, 19}};
   for (DType wt : kFloatTypes)
     for (auto [T, K, N] : mm_shapes)
       for (bool bias : {false, true}) {
@@ -174,7 +179,10 @@ std::vector<Case> build_cases() {
         cases.push_back({Op::matmul_forward,
                          "T=" + std::to_string(T) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + " " +
                              short_name(wt) + (bias ? " +bias" : ""),
-                         1e-10, in, {0}, [bias](Backend& b, std::vector<Tensor>& t) {
+                         1e-10,
+                         in,
+                         {0},
+                         [bias](Backend& b, std::vector<Tensor>& t) {
                            b.matmul_forward(t[0], t[1], t[2], bias ? t[3] : Tensor{});
                          }});
       }
@@ -186,7 +194,8 @@ std::vector<Case> build_cases() {
     for (int64_t i = 0; i < D / 2; i++) inv[size_t(i)] = float(1.0 / std::pow(10000.0, 2.0 * double(i) / double(D)));
     HostData invd{DType::F32, {D / 2}, std::vector<uint8_t>(inv.size() * 4)};
     std::memcpy(invd.bytes.data(), inv.data(), inv.size() * 4);
-    cases.push_back({Op::rope_forward, "T=" + std::to_string(T) + " H=" + std::to_string(H) + " D=" + std::to_string(D),
+    cases.push_back({Op::rope_forward,
+                     "T=" + std::to_string(T) + " H=" + std::to_string(H) + " D=" + std::to_string(D),
                      1e-12,
                      {random_data(rng, DType::F32, {T, H, D}), int_data(pos), invd},
                      {0},
@@ -200,33 +209,115 @@ std::vector<Case> build_cases() {
       const int64_t T = starts->back();
       std::string ls;
       for (int32_t l : lens) ls += (ls.empty() ? "" : ",") + std::to_string(l);
-      cases.push_back({Op::attention_forward,
-                       "lens=" + ls + " H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D),
-                       1e-10,
-                       {random_data(rng, DType::F32, {T, int64_t(H) * D}), random_data(rng, DType::F32, {T, H, D}),
-                        random_data(rng, DType::F32, {T, Hkv, D}), random_data(rng, DType::F32, {T, Hkv, D})},
-                       {0},
-                       [starts, H = H, Hkv = Hkv, D = D](Backend& b, std::vector<Tensor>& t) {
-                         AttentionParams p;
-                         p.seq_starts = starts->data();
-                         p.n_seqs = int32_t(starts->size() - 1);
-                         p.n_heads = H;
-                         p.n_kv_heads = Hkv;
-                         p.head_dim = D;
-                         p.scale = 1.0f / std::sqrt(float(D));
-                         b.attention_forward(t[0], t[1], t[2], t[3], p);
-                       }});
+      cases.push_back(
+          {Op::attention_forward,
+           "lens=" + ls + " H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D),
+           1e-10,
+           {random_data(rng, DType::F32, {T, int64_t(H) * D}), random_data(rng, DType::F32, {T, H, D}),
+            random_data(rng, DType::F32, {T, Hkv, D}), random_data(rng, DType::F32, {T, Hkv, D})},
+           {0},
+           [starts, H = H, Hkv = Hkv, D = D](Backend& b, std::vector<Tensor>& t) {
+             AttentionParams p;
+             p.seq_starts = starts->data();
+             p.n_seqs = int32_t(starts->size() - 1);
+             p.n_heads = H;
+             p.n_kv_heads = Hkv;
+             p.head_dim = D;
+             p.scale = 1.0f / std::sqrt(float(D));
+             b.attention_forward(t[0], t[1], t[2], t[3], p);
+           }});
     }
 
   for (int64_t n : {1, 37, 4099}) {
-    cases.push_back({Op::swiglu_forward, "n=" + std::to_string(n), 1e-12,
-                     {random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}, -6, 6), random_data(rng, DType::F32, {n})},
+    cases.push_back({Op::swiglu_forward,
+                     "n=" + std::to_string(n),
+                     1e-12,
+                     {random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}, -6, 6),
+                      random_data(rng, DType::F32, {n})},
                      {0},
                      [](Backend& b, std::vector<Tensor>& t) { b.swiglu_forward(t[0], t[1], t[2]); }});
-    cases.push_back({Op::add_forward, "n=" + std::to_string(n), 0.0,
-                     {random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n})},
+    cases.push_back(
+        {Op::add_forward,
+         "n=" + std::to_string(n),
+         0.0,
+         {random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n})},
+         {0},
+         [](Backend& b, std::vector<Tensor>& t) { b.add_forward(t[0], t[1], t[2]); }});
+  }
+  // kv_store: T rows scattered to distinct random slots of a [blocks, BS, Hkv, D] cache.
+  for (auto [T, blocks, BS, Hkv, D] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>>{
+           {1, 2, 16, 2, 8}, {13, 5, 4, 1, 6}, {40, 7, 16, 2, 64}}) {
+    std::vector<int32_t> slots(size_t(blocks * BS));
+    for (size_t i = 0; i < slots.size(); i++) slots[i] = int32_t(i);
+    std::shuffle(slots.begin(), slots.end(), rng);
+    slots.resize(size_t(T));
+    cases.push_back({Op::kv_store_forward,
+                     "T=" + std::to_string(T) + " blocks=" + std::to_string(blocks) + " BS=" + std::to_string(BS) +
+                         " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D),
+                     0.0,
+                     {random_data(rng, DType::F32, {blocks, BS, Hkv, D}), random_data(rng, DType::F32, {blocks, BS, Hkv, D}),
+                      random_data(rng, DType::F32, {T, Hkv, D}), random_data(rng, DType::F32, {T, Hkv, D}), int_data(slots)},
+                     {0, 1},
+                     [](Backend& b, std::vector<Tensor>& t) { b.kv_store_forward(t[0], t[1], t[2], t[3], t[4]); }});
+  }
+
+  // paged_attention: sequences with shuffled block tables; each row a query at some position.
+  struct PagedShape {
+    std::vector<int32_t> seq_lens;  // keys each sequence holds
+    int32_t H, Hkv, D, BS;
+  };
+  for (const PagedShape& ps : std::vector<PagedShape>{{{1}, 2, 2, 8, 16},
+                                                       {{17, 5}, 4, 2, 64, 16},
+                                                       {{3, 29, 8}, 7, 1, 6, 4},
+                                                       {{130}, 14, 2, 64, 16}}) {
+    const int32_t n_seqs = int32_t(ps.seq_lens.size());
+    int32_t max_blocks = 0, total_blocks = 0;
+    for (int32_t l : ps.seq_lens) {
+      max_blocks = std::max(max_blocks, (l + ps.BS - 1) / ps.BS);
+      total_blocks += (l + ps.BS - 1) / ps.BS;
+    }
+    total_blocks += 3;  // unused blocks too
+    std::vector<int32_t> ids(static_cast<size_t>(total_blocks));
+    for (int32_t i = 0; i < total_blocks; i++) ids[size_t(i)] = i;
+    std::shuffle(ids.begin(), ids.end(), rng);
+    std::vector<int32_t> tables(size_t(n_seqs * max_blocks), -1);
+    size_t next = 0;
+    for (int32_t s = 0; s < n_seqs; s++)
+      for (int32_t b = 0; b < (ps.seq_lens[size_t(s)] + ps.BS - 1) / ps.BS; b++) tables[size_t(s * max_blocks + b)] = ids[next++];
+    // Rows: for every sequence its last position and, when longer than 2, a middle one.
+    std::vector<int32_t> row_seq, row_pos;
+    for (int32_t s = 0; s < n_seqs; s++) {
+      row_seq.push_back(s);
+      row_pos.push_back(ps.seq_lens[size_t(s)] - 1);
+      if (ps.seq_lens[size_t(s)] > 2) {
+        row_seq.push_back(s);
+        row_pos.push_back(ps.seq_lens[size_t(s)] / 2);
+      }
+    }
+    const int64_t T = int64_t(row_seq.size());
+    std::string ls;
+    for (int32_t l : ps.seq_lens) ls += (ls.empty() ? "" : ",") + std::to_string(l);
+    HostData tab{DType::I32, {n_seqs, max_blocks}, std::vector<uint8_t>(tables.size() * 4)};
+    std::memcpy(tab.bytes.data(), tables.data(), tables.size() * 4);
+    const PagedShape shape = ps;
+    cases.push_back({Op::paged_attention_forward,
+                     "lens=" + ls + " H=" + std::to_string(ps.H) + " Hkv=" + std::to_string(ps.Hkv) +
+                         " D=" + std::to_string(ps.D) + " BS=" + std::to_string(ps.BS),
+                     1e-10,
+                     {random_data(rng, DType::F32, {T, int64_t(ps.H) * ps.D}), random_data(rng, DType::F32, {T, ps.H, ps.D}),
+                      random_data(rng, DType::F32, {total_blocks, ps.BS, ps.Hkv, ps.D}, -2, 2),
+                      random_data(rng, DType::F32, {total_blocks, ps.BS, ps.Hkv, ps.D}), tab, int_data(row_seq),
+                      int_data(row_pos)},
                      {0},
-                     [](Backend& b, std::vector<Tensor>& t) { b.add_forward(t[0], t[1], t[2]); }});
+                     [shape](Backend& b, std::vector<Tensor>& t) {
+                       PagedAttentionParams p;
+                       p.n_heads = shape.H;
+                       p.n_kv_heads = shape.Hkv;
+                       p.head_dim = shape.D;
+                       p.block_size = shape.BS;
+                       p.scale = 1.0f / std::sqrt(float(shape.D));
+                       b.paged_attention_forward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], p);
+                     }});
   }
   return cases;
 }
@@ -238,10 +329,14 @@ int main(int argc, char** argv) {
   bool coverage = false, verbose = false;
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
-    if (a == "-o" && i + 1 < argc) only_op = argv[++i];
-    else if (a == "-b" && i + 1 < argc) only_backend = argv[++i];
-    else if (a == "--coverage") coverage = true;
-    else if (a == "-v") verbose = true;
+    if (a == "-o" && i + 1 < argc)
+      only_op = argv[++i];
+    else if (a == "-b" && i + 1 < argc)
+      only_backend = argv[++i];
+    else if (a == "--coverage")
+      coverage = true;
+    else if (a == "-v")
+      verbose = true;
     else {
       std::fprintf(stderr, "usage: test-backend-ops [-o OP] [-b cpu|cuda] [--coverage] [-v]\n");
       return 2;
@@ -299,8 +394,8 @@ int main(int argc, char** argv) {
       ok ? passed++ : failed++;
       if (!ok || verbose) {
         std::printf("  %-8s %-18s %-40s nmse=%.3g (max %.1g)%s%s%s %s\n", name.c_str(), op_name(c.op), c.desc.c_str(),
-                    worst, c.max_nmse, guard_ok && ref_guard_ok ? "" : " GUARD-OVERWRITTEN", finite ? "" : " NON-FINITE",
-                    err.empty() ? "" : (" error: " + err).c_str(), ok ? "OK" : "FAIL");
+                    worst, c.max_nmse, guard_ok && ref_guard_ok ? "" : " GUARD-OVERWRITTEN",
+                    finite ? "" : " NON-FINITE", err.empty() ? "" : (" error: " + err).c_str(), ok ? "OK" : "FAIL");
       }
     }
   }

@@ -70,9 +70,11 @@ int main() {
 
   // --- safetensors headers -------------------------------------------------------------------
   {
-    const auto f = make_safetensors(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]}})", 12);
+    const auto f = make_safetensors(
+        R"({"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]}})", 12);
     const auto e = safetensors_parse(f.data(), f.size(), "m.safetensors");
-    check(e.size() == 1 && e[0].type == DType::BF16 && e[0].shape == std::vector<int64_t>({2, 3}), "safetensors parses one tensor");
+    check(e.size() == 1 && e[0].type == DType::BF16 && e[0].shape == std::vector<int64_t>({2, 3}),
+          "safetensors parses one tensor");
     check(e[0].begin == f.size() - 12 && e[0].end == f.size(), "safetensors offsets are relative to the data section");
   }
   expect_error("safetensors too short", "too short", [] {
@@ -94,7 +96,8 @@ int main() {
   });
   expect_error("safetensors overlap", "overlap", [] {
     const auto f = make_safetensors(
-        R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12);
+        R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+        12);
     safetensors_parse(f.data(), f.size(), "m.safetensors");
   });
   expect_error("safetensors unknown dtype", "has dtype F64", [] {
@@ -110,9 +113,8 @@ int main() {
     safetensors_parse(f.data(), f.size(), "m.safetensors");
   });
   expect_error("index without weight_map", "weight_map", [] { safetensors_index_parse("{}", "idx.json"); });
-  expect_error("index with a path escape", "plain file name", [] {
-    safetensors_index_parse(R"({"weight_map":{"a":"../x.safetensors"}})", "idx.json");
-  });
+  expect_error("index with a path escape", "plain file name",
+               [] { safetensors_index_parse(R"({"weight_map":{"a":"../x.safetensors"}})", "idx.json"); });
 
   // --- config.json -------------------------------------------------------------------------
   const std::string good =
@@ -125,9 +127,8 @@ int main() {
   expect_error("config missing field", "'hidden_size'", [] {
     config_from_json(parse(R"({"architectures":["LlamaForCausalLM"],"intermediate_size":8})"), "config.json");
   });
-  expect_error("config unsupported architecture", "GPT2LMHeadModel", [] {
-    config_from_json(parse(R"({"architectures":["GPT2LMHeadModel"]})"), "config.json");
-  });
+  expect_error("config unsupported architecture", "GPT2LMHeadModel",
+               [] { config_from_json(parse(R"({"architectures":["GPT2LMHeadModel"]})"), "config.json"); });
   expect_error("config heads not multiple", "multiple of num_key_value_heads", [&] {
     std::string s = good;
     s.replace(s.find("\"num_key_value_heads\":2"), 23, "\"num_key_value_heads\":3");
@@ -147,8 +148,9 @@ int main() {
     // llama3 scaling: frequencies whose wavelength exceeds original_len/low_factor are divided
     // by `factor`; those below original_len/high_factor are unchanged (Llama 3.1's rule).
     std::string s = good;
-    s.insert(s.size() - 1,
-             R"(,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64})");
+    s.insert(
+        s.size() - 1,
+        R"(,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":64})");
     const ModelConfig c = config_from_json(parse(s), "config.json");
     const auto f = rope_inv_freq(c);
     check(std::fabs(f[0] - 1.0f) < 1e-7f, "llama3 rope keeps the highest frequency");

@@ -51,6 +51,17 @@ class CpuBackend final : public Backend {
   void add_forward(const Tensor& out, const Tensor& a, const Tensor& b) override {
     use_ref_ ? ref::add_forward(out, a, b) : fast::add_forward(pool_, out, a, b);
   }
+  void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                        const Tensor& slots) override {
+    use_ref_ ? ref::kv_store_forward(k_cache, v_cache, k, v, slots)
+             : fast::kv_store_forward(pool_, k_cache, v_cache, k, v, slots);
+  }
+  void paged_attention_forward(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                               const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
+                               const PagedAttentionParams& p) override {
+    use_ref_ ? ref::paged_attention_forward(out, q, k_cache, v_cache, block_tables, row_seq, row_pos, p)
+             : fast::paged_attention_forward(pool_, out, q, k_cache, v_cache, block_tables, row_seq, row_pos, p);
+  }
 
  private:
   bool use_ref_;

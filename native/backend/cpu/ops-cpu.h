@@ -17,6 +17,10 @@ void rope_forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq);
 void attention_forward(const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
 void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up);
 void add_forward(const Tensor& out, const Tensor& a, const Tensor& b);
+void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v, const Tensor& slots);
+void paged_attention_forward(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                             const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
+                             const PagedAttentionParams& p);
 }  // namespace ref
 
 namespace fast {
@@ -28,6 +32,11 @@ void attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& q, con
                        const AttentionParams& p);
 void swiglu_forward(ThreadPool& pool, const Tensor& out, const Tensor& gate, const Tensor& up);
 void add_forward(ThreadPool& pool, const Tensor& out, const Tensor& a, const Tensor& b);
+void kv_store_forward(ThreadPool& pool, const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                      const Tensor& slots);
+void paged_attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& q, const Tensor& k_cache,
+                             const Tensor& v_cache, const Tensor& block_tables, const Tensor& row_seq,
+                             const Tensor& row_pos, const PagedAttentionParams& p);
 }  // namespace fast
 
 // Shape checks shared by every implementation of an op (they throw InvalidArgument).
@@ -38,5 +47,9 @@ void matmul(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& b
 void rope(const Tensor& x, const Tensor& pos, const Tensor& inv_freq);
 void attention(const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
 void elementwise(const Tensor& out, const Tensor& a, const Tensor& b);
+void kv_store(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v, const Tensor& slots);
+void paged_attention(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                     const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
+                     const PagedAttentionParams& p);
 }  // namespace opcheck
 }  // namespace motif
