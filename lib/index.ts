@@ -2,6 +2,7 @@
  * index.ts — the public API of motif-native. Exports only; the code lives in the modules.
  */
 
+export * from './data/index.js';
 export { buildInfo } from './info.js';
 export {
   type Device,
@@ -11,9 +12,8 @@ export {
   type ModelConfig,
   type TokenInput,
 } from './model/Model.js';
+export * from './motif/index.js';
 export { type BuildInfo, loadBinding } from './native/binding.js';
 export { invalidParameterError, MotifError, type MotifErrorCode } from './native/errors.js';
-export { version } from './version.js';
-export * from './data/index.js';
-export * from './motif/index.js';
 export * from './text/index.js';
+export { version } from './version.js';
