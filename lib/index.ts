@@ -4,16 +4,25 @@
 
 export * from './data/index.js';
 export { buildInfo } from './info.js';
+export type { GeneratedCompletion, GenerateRequest, GenerateResult } from './model/generate.js';
 export {
   type Device,
+  type GenerateOptions,
   type LoadModelOptions,
   loadModel,
   Model,
   type ModelConfig,
+  type TokenEvent,
   type TokenInput,
 } from './model/Model.js';
 export * from './motif/index.js';
-export { type BuildInfo, loadBinding } from './native/binding.js';
+export {
+  type BuildInfo,
+  type FinishReason,
+  type GenerateStats,
+  type KvCacheStats,
+  loadBinding,
+} from './native/binding.js';
 export { invalidParameterError, MotifError, type MotifErrorCode } from './native/errors.js';
 export * from './text/index.js';
 export { version } from './version.js';

@@ -5,9 +5,18 @@
  * re-checks only what memory safety needs. Native work runs off the JS thread and calls
  * on one model are serialized by a lock, so concurrent callers simply queue.
  */
-import { resolve } from 'node:path';
-import { type AddonModel, loadBinding, type NativeModelConfig } from '../native/binding.js';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  type AddonModel,
+  type GenerateStats,
+  type KvCacheStats,
+  loadBinding,
+  type NativeModelConfig,
+} from '../native/binding.js';
 import { invalidParameterError, MotifError, withJsStack } from '../native/errors.js';
+import { loadTokenizer, type Tokenizer } from '../text/tokenizer.js';
+import { type GenerateRequest, type GenerateResult, toNativeRequests } from './generate.js';
 import { AsyncLock } from './lock.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
@@ -17,6 +26,28 @@ export interface LoadModelOptions {
   device?: Device;
   /** CPU worker threads; default: all hardware threads. */
   threads?: number;
+  /** Memory for generate()'s paged KV cache, in bytes. Default: a quarter of available memory, 64 MiB to 4 GiB. */
+  kvCacheBytes?: number;
+  /** Tokens per KV block (the unit of prefix sharing). Default 16. */
+  kvBlockSize?: number;
+  /** Rows per engine step: decode rows plus prompt chunks. Default 256. */
+  maxStepTokens?: number;
+  /** Load tokenizer.json when the folder has one (default true). */
+  tokenizer?: boolean;
+}
+
+export interface GenerateOptions {
+  /** Aborting ends the call early: unfinished completions come back with finishReason 'abort'. */
+  signal?: AbortSignal;
+  /** Streams every sampled token as it is chosen (request index, completion index, token, log-prob). */
+  onToken?: (event: TokenEvent) => void;
+}
+
+export interface TokenEvent {
+  request: number;
+  completion: number;
+  token: number;
+  logprob: number;
 }
 
 /** The model's config.json, validated and with defaults filled in. */
@@ -40,15 +71,34 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const threads = options.threads ?? 0;
   if (!Number.isInteger(threads) || threads < 0 || threads > 1024)
     throw invalidParameterError('options.threads', 'an integer between 1 and 1024', options.threads);
+  const kvCacheBytes = options.kvCacheBytes ?? 0;
+  if (!Number.isSafeInteger(kvCacheBytes) || kvCacheBytes < 0)
+    throw invalidParameterError('options.kvCacheBytes', 'a non-negative integer number of bytes', options.kvCacheBytes);
+  const kvBlockSize = options.kvBlockSize ?? 16;
+  if (!Number.isInteger(kvBlockSize) || kvBlockSize < 1 || kvBlockSize > 1024)
+    throw invalidParameterError('options.kvBlockSize', 'an integer in [1, 1024]', options.kvBlockSize);
+  const maxStepTokens = options.maxStepTokens ?? 256;
+  if (!Number.isInteger(maxStepTokens) || maxStepTokens < 1)
+    throw invalidParameterError('options.maxStepTokens', 'a positive integer', options.maxStepTokens);
   const binding = loadBinding();
   const jsStack = new Error();
+  const folder = resolve(dir);
   let native: AddonModel;
   try {
-    native = await binding.AddonModel.load(resolve(dir), device, threads);
+    native = await binding.AddonModel.load(folder, { device, threads, kvCacheBytes, kvBlockSize, maxStepTokens });
   } catch (err) {
     throw withJsStack(err, jsStack);
   }
-  return new Model(native, resolve(dir));
+  let tokenizer: Tokenizer | undefined;
+  if (options.tokenizer !== false && existsSync(join(folder, 'tokenizer.json'))) {
+    try {
+      tokenizer = await loadTokenizer(folder);
+    } catch (err) {
+      native.dispose();
+      throw err;
+    }
+  }
+  return new Model(native, folder, tokenizer);
 }
 
 export class Model {
@@ -56,16 +106,21 @@ export class Model {
   readonly dir: string;
   /** The validated config.json. */
   readonly config: ModelConfig;
+  /** The folder's tokenizer (tokenizer.json + tokenizer_config.json), when it has one. */
+  readonly tokenizer: Tokenizer | undefined;
+  /** What the last generate() call did (steps, prefill/cached/generated tokens, seconds). */
+  lastGenerateStats: GenerateStats | undefined;
   /** @internal */
   private _native: AddonModel | undefined;
   /** @internal */
   private readonly _lock = new AsyncLock();
 
   /** @internal Use loadModel(). */
-  constructor(native: AddonModel, dir: string) {
+  constructor(native: AddonModel, dir: string, tokenizer?: Tokenizer) {
     this._native = native;
     this.dir = dir;
     this.config = Object.freeze(native.config());
+    this.tokenizer = tokenizer;
   }
 
   /** Where the model runs and what it holds: backend name, why no GPU was used, weight bytes and dtype. */
@@ -111,6 +166,85 @@ export class Model {
       }
       return out;
     });
+  }
+
+  /**
+   * Completes every request in one batched native run: continuous batching over a paged KV cache,
+   * prompts shared by n completions computed once, equal prefixes across requests (and earlier
+   * calls) reused from the prefix cache. Returns one result per request, n completions each.
+   */
+  async generate(requests: readonly GenerateRequest[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
+    const native = this._live('generate');
+    const plain = toNativeRequests(requests, this.config.vocabSize, this.config.maxPositionEmbeddings, this.tokenizer);
+    const { signal, onToken } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw invalidParameterError('options.signal', 'an AbortSignal', signal);
+    if (onToken !== undefined && typeof onToken !== 'function')
+      throw invalidParameterError('options.onToken', 'a function', onToken);
+    const jsStack = new Error();
+    return this._lock.run(async () => {
+      const abort = () => native.abortGenerate();
+      signal?.addEventListener('abort', abort, { once: true });
+      let out: Awaited<ReturnType<AddonModel['generate']>>;
+      try {
+        const running = native.generate(
+          plain,
+          onToken && ((request, completion, token, logprob) => onToken({ request, completion, token, logprob })),
+        );
+        if (signal?.aborted) abort();
+        out = await running;
+      } catch (err) {
+        throw withJsStack(err, jsStack);
+      } finally {
+        signal?.removeEventListener('abort', abort);
+      }
+      this.lastGenerateStats = out.stats;
+      const tok = this.tokenizer;
+      return out.results.map((r) => ({
+        completions: r.completions.map((c) =>
+          tok ? { ...c, text: tok.decode(c.tokens, { skipSpecialTokens: true }) } : c,
+        ),
+      }));
+    });
+  }
+
+  /**
+   * generate() as a stream: yields every token as it is sampled; the iterator's return value is
+   * the full results.
+   */
+  async *generateStream(
+    requests: readonly GenerateRequest[],
+    options: Omit<GenerateOptions, 'onToken'> = {},
+  ): AsyncGenerator<TokenEvent, GenerateResult[], undefined> {
+    const queue: TokenEvent[] = [];
+    let wake: (() => void) | undefined;
+    let settled = false;
+    const done = this.generate(requests, {
+      ...options,
+      onToken: (e) => {
+        queue.push(e);
+        wake?.();
+      },
+    }).finally(() => {
+      settled = true;
+      wake?.();
+    });
+    done.catch(() => undefined); // rethrown below
+    while (true) {
+      while (queue.length > 0) yield queue.shift() as TokenEvent;
+      if (settled) break;
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+      wake = undefined;
+    }
+    return await done;
+  }
+
+  /** The KV cache's blocks: total, available, cached for prefix reuse, and the sum of refcounts (0 when idle). */
+  async kvCacheStats(): Promise<KvCacheStats> {
+    const native = this._live('kvCacheStats');
+    return this._lock.run(async () => native.kvCacheStats());
   }
 
   /** Frees the model's native memory after any call in flight finishes. Later calls reject. */

@@ -18,6 +18,62 @@ export interface AddonModel {
   /** tokens: Int32Array [T]; seqLens: Int32Array [n] summing to T; out: Float32Array [T * vocab]. */
   forward(tokens: Int32Array, seqLens: Int32Array, out: Float32Array): Promise<void>;
   dispose(): void;
+  /** requests: validated plain objects; onToken streams (request, completion, token, logprob). */
+  generate(
+    requests: NativeGenerateRequest[],
+    onToken?: (request: number, completion: number, token: number, logprob: number) => void,
+  ): Promise<{ results: NativeGenerateResult[]; stats: GenerateStats }>;
+  /** Ends the generate call in flight early (its unfinished completions get finishReason 'abort'). */
+  abortGenerate(): void;
+  kvCacheStats(): KvCacheStats;
+}
+
+export interface NativeGenerateRequest {
+  prompt: Int32Array;
+  n: number;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  seed: number;
+  stop: Int32Array;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface NativeGenerateResult {
+  completions: Array<{ tokens: Int32Array; logprobs: Float32Array; finishReason: FinishReason }>;
+}
+
+/** What one generate call did. cachedTokens / (cachedTokens + prefillTokens) is the prefix-cache hit rate. */
+export interface GenerateStats {
+  steps: number;
+  promptTokens: number;
+  prefillTokens: number;
+  cachedTokens: number;
+  generatedTokens: number;
+  preemptions: number;
+  prefillSeconds: number;
+  seconds: number;
+}
+
+export interface KvCacheStats {
+  blocks: number;
+  blockSize: number;
+  availableBlocks: number;
+  cachedBlocks: number;
+  /** Sum of block reference counts: 0 whenever no call is running (nothing leaked). */
+  totalRefs: number;
+  bytes: number;
+}
+
+export interface NativeLoadOptions {
+  device: string;
+  threads: number;
+  kvCacheBytes: number;
+  kvBlockSize: number;
+  maxStepTokens: number;
 }
 
 export interface NativeModelConfig {
@@ -51,7 +107,7 @@ export interface BuildInfo {
 }
 
 export interface BindingModule {
-  AddonModel: { load(dir: string, device: string, threads: number): Promise<AddonModel> };
+  AddonModel: { load(dir: string, options: NativeLoadOptions): Promise<AddonModel> };
   buildInfo(): BuildInfo;
 }
 

@@ -62,6 +62,7 @@ class Backend {
   virtual void release(void* ptr) = 0;
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;    // host -> backend
   virtual void download(void* dst, const void* src, size_t bytes) = 0;  // backend -> host
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;      // backend -> backend
   virtual void synchronize() {}
   // Makes a weight the model mapped from a file usable by this backend. The CPU uses the
   // mapping in place; a GPU copies it to device memory (kept until the backend dies).

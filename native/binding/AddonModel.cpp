@@ -67,6 +67,9 @@ Napi::Function AddonModel::Define(Napi::Env env) {
                          InstanceMethod<&AddonModel::Info>("info"),
                          InstanceMethod<&AddonModel::Forward>("forward"),
                          InstanceMethod<&AddonModel::Dispose>("dispose"),
+                         InstanceMethod<&AddonModel::Generate>("generate"),
+                         InstanceMethod<&AddonModel::AbortGenerate>("abortGenerate"),
+                         InstanceMethod<&AddonModel::KvCacheStats>("kvCacheStats"),
                      });
 }
 
@@ -89,9 +92,13 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   motif::LoadParams params;
   const std::string dir = expect_string(info[0], "dir");
-  params.device = expect_string(info[1], "device");
-  if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "threads must be a number");
-  params.n_threads = info[2].As<Napi::Number>().Int32Value();
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "options must be an object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  params.device = expect_string(o.Get("device"), "options.device");
+  params.n_threads = int(expect_number(o.Get("threads"), "options.threads"));
+  params.kv_cache_bytes = size_t(expect_number(o.Get("kvCacheBytes"), "options.kvCacheBytes"));
+  params.kv_block_size = int32_t(expect_number(o.Get("kvBlockSize"), "options.kvBlockSize"));
+  params.max_step_tokens = int32_t(expect_number(o.Get("maxStepTokens"), "options.maxStepTokens"));
   auto* worker = new LoadWorker(env, dir, params);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
@@ -156,6 +163,26 @@ Napi::Value AddonModel::Forward(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
+}
+
+Napi::Value AddonModel::AbortGenerate(const Napi::CallbackInfo& info) {
+  abort_flag.store(true);
+  return info.Env().Undefined();
+}
+
+Napi::Value AddonModel::KvCacheStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_) throw make_error(env, "ERR_MOTIF_DISPOSED", "kvCacheStats: the model has been disposed");
+  if (busy_.load()) throw make_error(env, "ERR_MOTIF_BUSY", "kvCacheStats: a call on this model is still running");
+  const motif::KvCacheStats s = motif::model_kv_cache_stats(model_);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("blocks", s.n_blocks);
+  o.Set("blockSize", s.block_size);
+  o.Set("availableBlocks", s.available);
+  o.Set("cachedBlocks", s.cached);
+  o.Set("totalRefs", double(s.total_refs));
+  o.Set("bytes", double(s.bytes));
+  return o;
 }
 
 Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {

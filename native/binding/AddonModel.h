@@ -12,7 +12,7 @@ namespace motif_addon {
 class AddonModel : public Napi::ObjectWrap<AddonModel> {
  public:
   static Napi::Function Define(Napi::Env env);
-  // load(dir: string, device: string, threads: number) -> Promise<AddonModel>
+  // load(dir: string, options: {device, threads, kvCacheBytes, kvBlockSize, maxStepTokens}) -> Promise<AddonModel>
   static Napi::Value Load(const Napi::CallbackInfo& info);
 
   explicit AddonModel(const Napi::CallbackInfo& info);
@@ -29,7 +29,16 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   // forward(tokens: Int32Array, seqLens: Int32Array, out: Float32Array) -> Promise<void>
   Napi::Value Forward(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // generate(requests: object[], onToken?: fn) -> Promise<{ results, stats }> (AddonGenerate.cpp)
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  // abortGenerate(): makes the generate call in flight finish early with finishReason 'abort'.
+  Napi::Value AbortGenerate(const Napi::CallbackInfo& info);
+  Napi::Value KvCacheStats(const Napi::CallbackInfo& info);
 
+ public:
+  std::atomic<bool> abort_flag{false};
+
+ private:
   motif::Model* model_ = nullptr;
   std::atomic<bool> busy_{false};
 };

@@ -1,6 +1,8 @@
 // convert.cpp — implementations of the checks in convert.h.
 #include "convert.h"
 
+#include <cmath>
+
 namespace motif_addon {
 
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
@@ -31,6 +33,13 @@ Napi::TypedArrayOf<float> expect_float32_array(const Napi::Value& v, const char*
 std::string expect_string(const Napi::Value& v, const char* what) {
   if (!v.IsString()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a string");
   return v.As<Napi::String>().Utf8Value();
+}
+
+double expect_number(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be finite");
+  return d;
 }
 
 }  // namespace motif_addon

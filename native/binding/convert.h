@@ -20,5 +20,7 @@ Napi::TypedArrayOf<int32_t> expect_int32_array(const Napi::Value& v, const char*
 Napi::TypedArrayOf<float> expect_float32_array(const Napi::Value& v, const char* what);
 
 std::string expect_string(const Napi::Value& v, const char* what);
+// A finite number (TypeError otherwise).
+double expect_number(const Napi::Value& v, const char* what);
 
 }  // namespace motif_addon

@@ -6,8 +6,10 @@
 // file / tensor / field / argument at fault; they never abort or exit.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,8 +44,72 @@ struct ModelConfig {
 };
 
 struct LoadParams {
-  std::string device = "auto";  // "auto" | "cpu" | "cpu-ref" | "cuda"
-  int n_threads = 0;            // CPU threads; 0 = hardware concurrency
+  std::string device = "auto";    // "auto" | "cpu" | "cpu-ref" | "cuda"
+  int n_threads = 0;              // CPU threads; 0 = hardware concurrency
+  size_t kv_cache_bytes = 0;      // KV cache budget for generate(); 0 = a default from free memory
+  int32_t kv_block_size = 16;     // tokens per KV block
+  int32_t max_step_tokens = 256;  // rows per engine step (decode rows + prefill chunks)
+};
+
+// --- generation ---------------------------------------------------------------------------
+
+// Sampling of one request. Order: temperature, top-k, top-p (of what top-k kept), min-p (relative
+// to the most likely token); ties go to the lower token id. temperature 0 = greedy.
+struct SamplingParams {
+  float temperature = 1.0f;
+  int32_t top_k = 0;   // 0 = off
+  float top_p = 1.0f;  // 1 = off; (0, 1]
+  float min_p = 0.0f;  // 0 = off; [0, 1]
+  uint64_t seed = 0;   // same seed (and prompt) => same tokens on the same backend, whatever the batch
+};
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;
+  int32_t n = 1;            // completions sharing the prompt (forked copy-on-write)
+  int32_t max_tokens = 16;  // generated tokens per completion, at most
+  SamplingParams sampling;
+  std::vector<int32_t> stop;  // token ids that end a completion (the stop token is kept)
+};
+
+enum class FinishReason : int32_t { Stop = 0, Length = 1, Abort = 2 };
+const char* finish_reason_name(FinishReason r);
+
+struct Completion {
+  std::vector<int32_t> tokens;
+  // log-prob of each token under the temperature-scaled distribution before top-k/top-p/min-p
+  // truncation (plain log-softmax at temperature 0)
+  std::vector<float> logprobs;
+  FinishReason finish = FinishReason::Length;
+};
+
+struct GenerateResult {
+  std::vector<Completion> completions;
+};
+
+struct GenerateStats {
+  int64_t steps = 0;
+  int64_t prompt_tokens = 0;   // prompt tokens over all requests (once per request)
+  int64_t prefill_tokens = 0;  // prompt / recompute tokens actually computed
+  int64_t cached_tokens = 0;   // prompt / recompute tokens served from the prefix cache
+  int64_t generated_tokens = 0;
+  int64_t preemptions = 0;
+  double prefill_seconds = 0;  // wall time of the steps that carried prefill rows
+  double seconds = 0;
+};
+
+struct GenerateHooks {
+  const std::atomic<bool>* abort = nullptr;  // when set: unfinished completions end with Abort
+  // Called on the generating thread for every sampled token.
+  std::function<void(int32_t request, int32_t completion, int32_t token, float logprob)> on_token;
+};
+
+struct KvCacheStats {
+  int32_t n_blocks = 0;
+  int32_t block_size = 0;
+  int32_t available = 0;   // free + cached-but-unreferenced blocks
+  int32_t cached = 0;      // blocks in the prefix cache
+  int64_t total_refs = 0;  // sum of block refcounts: 0 between calls (no leak)
+  size_t bytes = 0;
 };
 
 class Model;
@@ -67,6 +133,15 @@ std::string model_weight_dtype(const Model* model);
 // tokens[sum(seq_lens[0..s)) .. + seq_lens[s]), positions start at 0 for each.
 // logits: host buffer of [sum(seq_lens) x vocab_size] floats, row-major.
 void model_forward(Model* model, const int32_t* tokens, const int32_t* seq_lens, int32_t n_seqs, float* logits);
+
+// Generates completions for every request in one batched run (continuous batching over a paged
+// KV cache with prefix sharing). The KV cache is created on first use and kept (with its prefix
+// cache) for later calls.
+std::vector<GenerateResult> model_generate(Model* model, const std::vector<GenerateRequest>& requests,
+                                           const GenerateHooks& hooks, GenerateStats* stats);
+// Validates requests without running them (throws like model_generate would).
+void model_generate_validate(Model* model, const std::vector<GenerateRequest>& requests);
+KvCacheStats model_kv_cache_stats(Model* model);
 
 struct CudaDevice {
   int index = 0;

@@ -122,6 +122,9 @@ ModelConfig config_from_json(const JsonValue& root, const std::string& path) {
                   path + ": hidden_size must be a multiple of num_attention_heads when head_dim is absent");
     c.head_dim = c.hidden_size / c.n_heads;
   }
+  if (c.head_dim > 65536)  // rope_inv_freq and per-head buffers are sized by it: keep them bounded
+    throw Error(ErrorCode::Format,
+                path + ": head dimension " + std::to_string(c.head_dim) + " is implausibly large (at most 65536)");
   if (c.head_dim % 2 != 0)
     throw Error(ErrorCode::Format, path + ": head dimension must be even for RoPE, got " + std::to_string(c.head_dim));
   c.max_position_embeddings = r.positive_int_or("max_position_embeddings", qwen2 ? 32768 : 2048);

@@ -1,6 +1,7 @@
 // qwen2.cpp — loading the weights of a Qwen2/Llama folder and the batched forward pass.
 #include "qwen2.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../core/status.h"
@@ -31,6 +32,27 @@ class Scratch {
 Tensor reshape(Tensor t, int64_t d0, int64_t d1, int64_t d2 = -1) { return make_tensor(t.type, t.data, d0, d1, d2); }
 
 }  // namespace
+
+ScratchArena::~ScratchArena() {
+  for (auto& b : bufs_)
+    if (b.first) backend_.release(b.first);
+}
+
+Tensor ScratchArena::get(int slot, DType type, int64_t d0, int64_t d1, int64_t d2) {
+  if (bufs_.size() <= size_t(slot)) bufs_.resize(size_t(slot) + 1, {nullptr, 0});
+  Tensor t = make_tensor(type, nullptr, d0, d1, d2);
+  const size_t bytes = std::max<size_t>(t.nbytes(), 64);
+  auto& b = bufs_[size_t(slot)];
+  if (b.second < bytes) {
+    if (b.first) backend_.release(b.first);
+    b.first = nullptr;
+    const size_t grown = std::max(bytes, b.second + b.second / 2);
+    b.first = backend_.alloc(grown);
+    b.second = grown;
+  }
+  t.data = b.first;
+  return t;
+}
 
 Tensor Qwen2Model::load(const std::string& name, const std::vector<int64_t>& shape) {
   Tensor host = store_.get(name, shape);
@@ -78,6 +100,7 @@ Qwen2Model::Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend)
   // Some tied checkpoints still carry an lm_head copy; tie_word_embeddings decides.
   lm_head_ = cfg_.tie_word_embeddings ? embed_ : load("lm_head.weight", {V, C});
 
+  arena_ = std::make_unique<ScratchArena>(*backend_);
   const std::vector<float> inv = rope_inv_freq(cfg_);
   inv_freq_ = make_tensor(DType::F32, nullptr, int64_t(inv.size()));
   inv_freq_buf_ = backend_->alloc(inv.size() * sizeof(float));
@@ -86,6 +109,7 @@ Qwen2Model::Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend)
 }
 
 Qwen2Model::~Qwen2Model() {
+  arena_.reset();
   if (inv_freq_buf_) backend_->release(inv_freq_buf_);
 }
 
@@ -162,6 +186,79 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
     b.matmul_forward(out, hx, lm_head_, Tensor{});
     b.download(logits + t0 * V, chunk.data, size_t(tn * V) * sizeof(float));
   }
+  b.synchronize();
+}
+
+}  // namespace motif
+
+namespace motif {
+
+void Qwen2Model::forward_step(const StepBatch& batch, const KvStorage& kv, float* logits) {
+  const int64_t T = int64_t(batch.tokens.size());
+  MOTIF_ASSERT(T > 0 && batch.positions.size() == size_t(T) && batch.slots.size() == size_t(T) &&
+               batch.row_seq.size() == size_t(T));
+  MOTIF_ASSERT(batch.block_tables.size() == size_t(batch.n_seqs) * size_t(batch.max_blocks));
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads,
+                D = cfg_.head_dim, V = cfg_.vocab_size;
+  Backend& b = *backend_;
+  ScratchArena& a = *arena_;
+  enum Slot { kIds, kPos, kSlots, kRowSeq, kTables, kLogitRows, kX, kH, kO, kQ, kK, kV, kA, kG, kU, kHo, kLogits };
+  Tensor ids = a.get(kIds, DType::I32, T);
+  Tensor positions = a.get(kPos, DType::I32, T);
+  Tensor slots = a.get(kSlots, DType::I32, T);
+  Tensor row_seq = a.get(kRowSeq, DType::I32, T);
+  Tensor tables = a.get(kTables, DType::I32, batch.n_seqs, batch.max_blocks);
+  b.upload(ids.data, batch.tokens.data(), size_t(T) * 4);
+  b.upload(positions.data, batch.positions.data(), size_t(T) * 4);
+  b.upload(slots.data, batch.slots.data(), size_t(T) * 4);
+  b.upload(row_seq.data, batch.row_seq.data(), size_t(T) * 4);
+  b.upload(tables.data, batch.block_tables.data(), batch.block_tables.size() * 4);
+
+  Tensor x = a.get(kX, DType::F32, T, C), h = a.get(kH, DType::F32, T, C), o = a.get(kO, DType::F32, T, C);
+  Tensor q = a.get(kQ, DType::F32, T, H * D), k = a.get(kK, DType::F32, T, Hkv * D);
+  Tensor v = a.get(kV, DType::F32, T, Hkv * D), att = a.get(kA, DType::F32, T, H * D);
+  Tensor g = a.get(kG, DType::F32, T, I), u = a.get(kU, DType::F32, T, I);
+
+  PagedAttentionParams pp;
+  pp.n_heads = int32_t(H);
+  pp.n_kv_heads = int32_t(Hkv);
+  pp.head_dim = int32_t(D);
+  pp.block_size = kv.block_size;
+  pp.scale = 1.0f / std::sqrt(float(D));
+  const float eps = float(cfg_.rms_norm_eps);
+
+  b.embedding_forward(x, embed_, ids);
+  for (size_t l = 0; l < layers_.size(); l++) {
+    const LayerWeights& w = layers_[l];
+    b.rmsnorm_forward(h, x, w.attn_norm, eps);
+    b.matmul_forward(q, h, w.wq, w.bq);
+    b.matmul_forward(k, h, w.wk, w.bk);
+    b.matmul_forward(v, h, w.wv, w.bv);
+    b.rope_forward(reshape(q, T, H, D), positions, inv_freq_);
+    b.rope_forward(reshape(k, T, Hkv, D), positions, inv_freq_);
+    b.kv_store_forward(kv.k[l], kv.v[l], reshape(k, T, Hkv, D), reshape(v, T, Hkv, D), slots);
+    b.paged_attention_forward(att, reshape(q, T, H, D), kv.k[l], kv.v[l], tables, row_seq, positions, pp);
+    b.matmul_forward(o, att, w.wo, w.bo);
+    b.add_forward(x, x, o);
+    b.rmsnorm_forward(h, x, w.mlp_norm, eps);
+    b.matmul_forward(g, h, w.w_gate, w.b_gate);
+    b.matmul_forward(u, h, w.w_up, w.b_up);
+    b.swiglu_forward(g, g, u);
+    b.matmul_forward(o, g, w.w_down, w.b_down);
+    b.add_forward(x, x, o);
+  }
+  const int64_t n_out = int64_t(batch.logit_rows.size());
+  if (n_out == 0) return;
+  // Only the rows that sample go through the final norm and the LM head.
+  Tensor rows = a.get(kLogitRows, DType::I32, n_out);
+  b.upload(rows.data, batch.logit_rows.data(), size_t(n_out) * 4);
+  Tensor hsel = a.get(kHo, DType::F32, n_out, C);
+  b.embedding_forward(hsel, x, rows);  // gather rows of x
+  Tensor hn = reshape(o, n_out, C);
+  b.rmsnorm_forward(hn, hsel, final_norm_, eps);
+  Tensor out = a.get(kLogits, DType::F32, n_out, V);
+  b.matmul_forward(out, hn, lm_head_, Tensor{});
+  b.download(logits, out.data, size_t(n_out * V) * sizeof(float));
   b.synchronize();
 }
 

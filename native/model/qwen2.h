@@ -26,6 +26,38 @@ struct LayerWeights {
   Tensor w_down, b_down;  // [C, I], [C]
 };
 
+// One step of the engine: rows of tokens from several sequences, each row writing its K/V into
+// the paged cache at `slots[t]` and attending to its sequence's keys 0..positions[t].
+struct StepBatch {
+  std::vector<int32_t> tokens;        // [T]
+  std::vector<int32_t> positions;     // [T]
+  std::vector<int32_t> slots;         // [T] block * block_size + offset
+  std::vector<int32_t> row_seq;       // [T] row of block_tables
+  std::vector<int32_t> block_tables;  // [n_seqs, max_blocks], -1 padded
+  int32_t n_seqs = 0;
+  int32_t max_blocks = 0;
+  std::vector<int32_t> logit_rows;  // rows whose logits are wanted, in output order
+};
+
+// The paged K/V storage of every layer: k[l], v[l] are [n_blocks, block_size, Hkv, D] f32.
+struct KvStorage {
+  std::vector<Tensor> k, v;
+  int32_t block_size = 0;
+};
+
+// Grow-only scratch buffers in backend memory, reused across calls (calls are serialized).
+class ScratchArena {
+ public:
+  explicit ScratchArena(Backend& b) : backend_(b) {}
+  ~ScratchArena();
+  // Slot `slot` as a tensor of `type` and shape (d0, d1, d2), reallocated when too small.
+  Tensor get(int slot, DType type, int64_t d0, int64_t d1 = -1, int64_t d2 = -1);
+
+ private:
+  Backend& backend_;
+  std::vector<std::pair<void*, size_t>> bufs_;
+};
+
 class Qwen2Model {
  public:
   Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend);
@@ -37,6 +69,9 @@ class Qwen2Model {
 
   // See model_forward in motif.h. logits is a host buffer [T, V].
   void forward(const int32_t* tokens, const int32_t* seq_lens, int32_t n_seqs, float* logits);
+
+  // One engine step over the paged cache; logits: host buffer [logit_rows.size(), V].
+  void forward_step(const StepBatch& batch, const KvStorage& kv, float* logits);
 
  private:
   Tensor load(const std::string& name, const std::vector<int64_t>& shape);
@@ -51,6 +86,7 @@ class Qwen2Model {
   void* inv_freq_buf_ = nullptr;
   size_t weight_bytes_ = 0;
   DType weight_dtype_ = DType::F32;
+  std::unique_ptr<ScratchArena> arena_;
 
  public:
   ~Qwen2Model();

@@ -73,8 +73,10 @@ std::vector<SafetensorsEntry> safetensors_parse(const unsigned char* data, size_
       if (!d.is_integer() || d.as_int() < 0 || d.as_int() > (int64_t(1) << 40))
         throw Error(ErrorCode::Format, where + ": shape entries must be non-negative integers");
       e.shape.push_back(d.as_int());
+      // Checked before multiplying: numel * d could wrap past 2^64 (to 0) and pass afterwards.
+      if (d.as_int() != 0 && numel > (uint64_t(1) << 40) / uint64_t(d.as_int()))
+        throw Error(ErrorCode::Format, where + ": shape is implausibly large");
       numel *= uint64_t(d.as_int());
-      if (numel > (uint64_t(1) << 40)) throw Error(ErrorCode::Format, where + ": shape is implausibly large");
     }
     const int64_t b = offs->items()[0].as_int(), en = offs->items()[1].as_int();
     if (b < 0 || en < b || uint64_t(en) > data_size)

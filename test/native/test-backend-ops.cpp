@@ -251,14 +251,15 @@ std::vector<Case> build_cases() {
     for (size_t i = 0; i < slots.size(); i++) slots[i] = int32_t(i);
     std::shuffle(slots.begin(), slots.end(), rng);
     slots.resize(size_t(T));
-    cases.push_back({Op::kv_store_forward,
-                     "T=" + std::to_string(T) + " blocks=" + std::to_string(blocks) + " BS=" + std::to_string(BS) +
-                         " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D),
-                     0.0,
-                     {random_data(rng, DType::F32, {blocks, BS, Hkv, D}), random_data(rng, DType::F32, {blocks, BS, Hkv, D}),
-                      random_data(rng, DType::F32, {T, Hkv, D}), random_data(rng, DType::F32, {T, Hkv, D}), int_data(slots)},
-                     {0, 1},
-                     [](Backend& b, std::vector<Tensor>& t) { b.kv_store_forward(t[0], t[1], t[2], t[3], t[4]); }});
+    cases.push_back(
+        {Op::kv_store_forward,
+         "T=" + std::to_string(T) + " blocks=" + std::to_string(blocks) + " BS=" + std::to_string(BS) +
+             " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D),
+         0.0,
+         {random_data(rng, DType::F32, {blocks, BS, Hkv, D}), random_data(rng, DType::F32, {blocks, BS, Hkv, D}),
+          random_data(rng, DType::F32, {T, Hkv, D}), random_data(rng, DType::F32, {T, Hkv, D}), int_data(slots)},
+         {0, 1},
+         [](Backend& b, std::vector<Tensor>& t) { b.kv_store_forward(t[0], t[1], t[2], t[3], t[4]); }});
   }
 
   // paged_attention: sequences with shuffled block tables; each row a query at some position.
@@ -266,10 +267,8 @@ std::vector<Case> build_cases() {
     std::vector<int32_t> seq_lens;  // keys each sequence holds
     int32_t H, Hkv, D, BS;
   };
-  for (const PagedShape& ps : std::vector<PagedShape>{{{1}, 2, 2, 8, 16},
-                                                       {{17, 5}, 4, 2, 64, 16},
-                                                       {{3, 29, 8}, 7, 1, 6, 4},
-                                                       {{130}, 14, 2, 64, 16}}) {
+  for (const PagedShape& ps : std::vector<PagedShape>{
+           {{1}, 2, 2, 8, 16}, {{17, 5}, 4, 2, 64, 16}, {{3, 29, 8}, 7, 1, 6, 4}, {{130}, 14, 2, 64, 16}}) {
     const int32_t n_seqs = int32_t(ps.seq_lens.size());
     int32_t max_blocks = 0, total_blocks = 0;
     for (int32_t l : ps.seq_lens) {
@@ -283,7 +282,8 @@ std::vector<Case> build_cases() {
     std::vector<int32_t> tables(size_t(n_seqs * max_blocks), -1);
     size_t next = 0;
     for (int32_t s = 0; s < n_seqs; s++)
-      for (int32_t b = 0; b < (ps.seq_lens[size_t(s)] + ps.BS - 1) / ps.BS; b++) tables[size_t(s * max_blocks + b)] = ids[next++];
+      for (int32_t b = 0; b < (ps.seq_lens[size_t(s)] + ps.BS - 1) / ps.BS; b++)
+        tables[size_t(s * max_blocks + b)] = ids[next++];
     // Rows: for every sequence its last position and, when longer than 2, a middle one.
     std::vector<int32_t> row_seq, row_pos;
     for (int32_t s = 0; s < n_seqs; s++) {
@@ -300,24 +300,24 @@ std::vector<Case> build_cases() {
     HostData tab{DType::I32, {n_seqs, max_blocks}, std::vector<uint8_t>(tables.size() * 4)};
     std::memcpy(tab.bytes.data(), tables.data(), tables.size() * 4);
     const PagedShape shape = ps;
-    cases.push_back({Op::paged_attention_forward,
-                     "lens=" + ls + " H=" + std::to_string(ps.H) + " Hkv=" + std::to_string(ps.Hkv) +
-                         " D=" + std::to_string(ps.D) + " BS=" + std::to_string(ps.BS),
-                     1e-10,
-                     {random_data(rng, DType::F32, {T, int64_t(ps.H) * ps.D}), random_data(rng, DType::F32, {T, ps.H, ps.D}),
-                      random_data(rng, DType::F32, {total_blocks, ps.BS, ps.Hkv, ps.D}, -2, 2),
-                      random_data(rng, DType::F32, {total_blocks, ps.BS, ps.Hkv, ps.D}), tab, int_data(row_seq),
-                      int_data(row_pos)},
-                     {0},
-                     [shape](Backend& b, std::vector<Tensor>& t) {
-                       PagedAttentionParams p;
-                       p.n_heads = shape.H;
-                       p.n_kv_heads = shape.Hkv;
-                       p.head_dim = shape.D;
-                       p.block_size = shape.BS;
-                       p.scale = 1.0f / std::sqrt(float(shape.D));
-                       b.paged_attention_forward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], p);
-                     }});
+    cases.push_back(
+        {Op::paged_attention_forward,
+         "lens=" + ls + " H=" + std::to_string(ps.H) + " Hkv=" + std::to_string(ps.Hkv) + " D=" + std::to_string(ps.D) +
+             " BS=" + std::to_string(ps.BS),
+         1e-10,
+         {random_data(rng, DType::F32, {T, int64_t(ps.H) * ps.D}), random_data(rng, DType::F32, {T, ps.H, ps.D}),
+          random_data(rng, DType::F32, {total_blocks, ps.BS, ps.Hkv, ps.D}, -2, 2),
+          random_data(rng, DType::F32, {total_blocks, ps.BS, ps.Hkv, ps.D}), tab, int_data(row_seq), int_data(row_pos)},
+         {0},
+         [shape](Backend& b, std::vector<Tensor>& t) {
+           PagedAttentionParams p;
+           p.n_heads = shape.H;
+           p.n_kv_heads = shape.Hkv;
+           p.head_dim = shape.D;
+           p.block_size = shape.BS;
+           p.scale = 1.0f / std::sqrt(float(shape.D));
+           b.paged_attention_forward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], p);
+         }});
   }
   return cases;
 }

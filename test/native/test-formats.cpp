@@ -173,6 +173,33 @@ int main() {
     }
   }
 
+  // --- fuzzing regressions (test/fuzz/; inputs also in test/fuzz/corpus/) ------------------
+  // A shape whose element count wraps past 2^64 to 0 was accepted with 0 bytes of data
+  // (test/fuzz/corpus/fuzz-safetensors/regress-numel-wrap).
+  expect_error("safetensors shape product overflow", "implausibly large", [] {
+    const auto f =
+        make_safetensors(R"({"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,0]}})", 0);
+    safetensors_parse(f.data(), f.size(), "m.safetensors");
+  });
+  {
+    // Zero-sized dimensions stay legal next to large ones (numel 0, no data).
+    const auto f =
+        make_safetensors(R"({"w":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}})", 0);
+    check(safetensors_parse(f.data(), f.size(), "m.safetensors").size() == 1, "safetensors empty tensor, huge dims");
+  }
+  // head_dim near 2^31 made rope_inv_freq allocate 4 GiB from a 150-byte config.json
+  // (test/fuzz/corpus/fuzz-config/regress-huge-head-dim).
+  expect_error("config huge head_dim", "implausibly large", [] {
+    config_from_json(parse(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,)"
+                           R"("num_hidden_layers":2,"num_attention_heads":4,"head_dim":2147483646,"vocab_size":100})"),
+                     "config.json");
+  });
+  expect_error("config huge derived head dimension", "implausibly large", [] {
+    config_from_json(parse(R"({"architectures":["LlamaForCausalLM"],"hidden_size":2147483646,"intermediate_size":128,)"
+                           R"("num_hidden_layers":2,"num_attention_heads":1,"vocab_size":100})"),
+                     "config.json");
+  });
+
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
 }

@@ -27,6 +27,7 @@ class CpuBackend final : public Backend {
   void release(void* ptr) override { std::free(ptr); }
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   Tensor adopt_weight(const Tensor& host) override { return host; }
 
   void embedding_forward(const Tensor& out, const Tensor& table, const Tensor& ids) override {

@@ -17,7 +17,8 @@ void rope_forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq);
 void attention_forward(const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p);
 void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up);
 void add_forward(const Tensor& out, const Tensor& a, const Tensor& b);
-void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v, const Tensor& slots);
+void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                      const Tensor& slots);
 void paged_attention_forward(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                              const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
                              const PagedAttentionParams& p);

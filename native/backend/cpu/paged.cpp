@@ -23,15 +23,16 @@ void kv_store(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, con
   MOTIF_CHECK(k_cache.shape[2] == k.shape[1] && k_cache.shape[3] == k.shape[2] && v.numel() == k.numel() &&
                   v_cache.numel() == k_cache.numel(),
               InvalidArgument, "kv_store: cache " + k_cache.shape_str() + " does not fit k " + k.shape_str());
-  MOTIF_CHECK(slots.type == DType::I32 && slots.numel() == k.shape[0], InvalidArgument, "kv_store: slots must be I32 [T]");
+  MOTIF_CHECK(slots.type == DType::I32 && slots.numel() == k.shape[0], InvalidArgument,
+              "kv_store: slots must be I32 [T]");
 }
 
 void paged_attention(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                      const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
                      const PagedAttentionParams& p) {
-  MOTIF_CHECK(out.type == DType::F32 && q.type == DType::F32 && k_cache.type == DType::F32 &&
-                  v_cache.type == DType::F32,
-              InvalidArgument, "paged_attention: out, q and caches must be F32");
+  MOTIF_CHECK(
+      out.type == DType::F32 && q.type == DType::F32 && k_cache.type == DType::F32 && v_cache.type == DType::F32,
+      InvalidArgument, "paged_attention: out, q and caches must be F32");
   MOTIF_CHECK(p.n_heads > 0 && p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0 && p.head_dim > 0 && p.block_size > 0,
               InvalidArgument, "paged_attention: bad head counts or block size");
   MOTIF_CHECK(q.ndim == 3 && q.shape[1] == p.n_heads && q.shape[2] == p.head_dim && out.numel() == q.numel(),
@@ -61,7 +62,8 @@ void check_row(const Tensor& block_tables, const Tensor& k_cache, int64_t s, int
   MOTIF_CHECK(pos >= 0 && (pos / bs) < block_tables.shape[1], InvalidArgument, "paged_attention: row_pos out of range");
   const int32_t* table = block_tables.as<int32_t>() + s * block_tables.shape[1];
   for (int64_t b = 0; b <= pos / bs; b++)
-    MOTIF_CHECK(table[b] >= 0 && table[b] < k_cache.shape[0], InvalidArgument, "paged_attention: block id out of range");
+    MOTIF_CHECK(table[b] >= 0 && table[b] < k_cache.shape[0], InvalidArgument,
+                "paged_attention: block id out of range");
 }
 
 }  // namespace
@@ -144,9 +146,9 @@ void paged_attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& 
     const int64_t s = row_seq.as<int32_t>()[t], pos = row_pos.as<int32_t>()[t];
     thread_local std::vector<float> buf;
     buf.resize(size_t(group * (D + 2)));
-    float* acc = buf.data();           // [group, D]
-    float* mx = acc + group * D;       // [group]
-    float* sum = mx + group;           // [group]
+    float* acc = buf.data();      // [group, D]
+    float* mx = acc + group * D;  // [group]
+    float* sum = mx + group;      // [group]
     for (int64_t g = 0; g < group; g++) {
       mx[g] = -INFINITY;
       sum[g] = 0.0f;
