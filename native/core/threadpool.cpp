@@ -1,7 +1,13 @@
 // threadpool.cpp — the persistent parallel_for pool declared in threadpool.h.
 #include "threadpool.h"
 
+#include <chrono>
+
 namespace motif {
+
+namespace {
+constexpr std::chrono::microseconds kSpinWindow(300);
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
   for (int t = 1; t < n_threads_; t++) workers_.emplace_back([this, t] { worker_main(t); });
@@ -38,13 +44,15 @@ void ThreadPool::run_tasks(int thread) {
 void ThreadPool::worker_main(int thread) {
   uint64_t seen = 0;
   for (;;) {
-    // Spin a little for the next generation, then sleep on the condition variable.
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
-      spins++;
+    // Spin for the next generation for up to kSpinWindow, then sleep on the condition variable.
+    // Ops of one forward pass come back to back, so workers stay awake through a pass; waking
+    // a sleeping thread costs far more than the spin (a futex wake, and on a VM an IPI).
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinWindow;
+    for (uint32_t spins = 1; generation_.load(std::memory_order_acquire) == seen; spins++) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
+      if ((spins & 1023) == 0 && std::chrono::steady_clock::now() > spin_until) break;
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mutex_);

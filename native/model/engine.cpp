@@ -71,9 +71,11 @@ Engine::Engine(Qwen2Model& model, const EngineConfig& config)
   const ModelConfig& c = model.config();
   MOTIF_CHECK(cfg_.block_size >= 1 && cfg_.block_size <= 1024, InvalidArgument, "block size must be in [1, 1024]");
   MOTIF_CHECK(cfg_.max_step_tokens >= 1, InvalidArgument, "max_step_tokens must be positive");
-  const size_t bytes = cfg_.kv_cache_bytes ? cfg_.kv_cache_bytes : default_kv_bytes();
   const size_t per_block =
       size_t(c.n_layers) * 2 * size_t(cfg_.block_size) * size_t(c.n_kv_heads) * size_t(c.head_dim) * sizeof(float);
+  // The default budget is also capped at 16Ki blocks (256Ki tokens at 16 a block): small models
+  // would otherwise get millions of blocks they never use.
+  const size_t bytes = cfg_.kv_cache_bytes ? cfg_.kv_cache_bytes : std::min(default_kv_bytes(), per_block * 16384);
   const size_t n_blocks = bytes / per_block;
   MOTIF_CHECK(n_blocks >= 1, InvalidArgument,
               "kvCacheBytes " + std::to_string(bytes) + " is smaller than one KV block of this model (" +

@@ -9,26 +9,6 @@
 namespace motif {
 namespace {
 
-// Backend memory for one forward call, freed on scope exit.
-class Scratch {
- public:
-  explicit Scratch(Backend& b) : backend_(b) {}
-  ~Scratch() {
-    for (void* p : ptrs_) backend_.release(p);
-  }
-  Tensor f32(int64_t d0, int64_t d1, int64_t d2 = -1) { return make(DType::F32, d0, d1, d2); }
-  Tensor make(DType t, int64_t d0, int64_t d1 = -1, int64_t d2 = -1) {
-    Tensor x = make_tensor(t, nullptr, d0, d1, d2);
-    x.data = backend_.alloc(x.nbytes());
-    ptrs_.push_back(x.data);
-    return x;
-  }
-
- private:
-  Backend& backend_;
-  std::vector<void*> ptrs_;
-};
-
 Tensor reshape(Tensor t, int64_t d0, int64_t d1, int64_t d2 = -1) { return make_tensor(t.type, t.data, d0, d1, d2); }
 
 }  // namespace
@@ -137,15 +117,18 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
     for (int32_t i = 0; i < seq_lens[s]; i++) pos[size_t(starts[size_t(s)] + i)] = i;
 
   Backend& b = *backend_;
-  Scratch mem(b);
-  Tensor ids = mem.make(DType::I32, T);
-  Tensor positions = mem.make(DType::I32, T);
+  // Reused buffers: a fresh allocation per call costs a page fault per 4 KiB touched.
+  ScratchArena& mem = *arena_;
+  enum Slot { kIds, kPos, kX, kH, kO, kQ, kK, kV, kA, kG, kU, kLogitChunk };
+  Tensor ids = mem.get(kIds, DType::I32, T);
+  Tensor positions = mem.get(kPos, DType::I32, T);
   b.upload(ids.data, tokens, size_t(T) * 4);
   b.upload(positions.data, pos.data(), size_t(T) * 4);
 
-  Tensor x = mem.f32(T, C), h = mem.f32(T, C), o = mem.f32(T, C);
-  Tensor q = mem.f32(T, H * D), k = mem.f32(T, Hkv * D), v = mem.f32(T, Hkv * D), a = mem.f32(T, H * D);
-  Tensor g = mem.f32(T, I), u = mem.f32(T, I);
+  Tensor x = mem.get(kX, DType::F32, T, C), h = mem.get(kH, DType::F32, T, C), o = mem.get(kO, DType::F32, T, C);
+  Tensor q = mem.get(kQ, DType::F32, T, H * D), k = mem.get(kK, DType::F32, T, Hkv * D);
+  Tensor v = mem.get(kV, DType::F32, T, Hkv * D), a = mem.get(kA, DType::F32, T, H * D);
+  Tensor g = mem.get(kG, DType::F32, T, I), u = mem.get(kU, DType::F32, T, I);
 
   AttentionParams ap;
   ap.seq_starts = starts.data();
@@ -178,7 +161,7 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
 
   // LM head in chunks of tokens so backend scratch stays small; results land in `logits`.
   constexpr int64_t kChunk = 64;
-  Tensor chunk = mem.f32(std::min(T, kChunk), V);
+  Tensor chunk = mem.get(kLogitChunk, DType::F32, std::min(T, kChunk), V);
   for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
     const int64_t tn = std::min(kChunk, T - t0);
     Tensor hx = make_tensor(DType::F32, h.as<float>() + t0 * C, tn, C);
