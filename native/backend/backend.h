@@ -87,6 +87,35 @@ class Backend {
                                  const AttentionParams& p) = 0;
   virtual void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   virtual void add_forward(const Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  // --- training ops (training.cpp on the CPU) ---------------------------------------
+  // out [T,N] += scale * (x [T,K] a[r,K]^T) b[N,r]^T; tmp [T,r] receives x a^T (reused by backward).
+  virtual void lora_forward(const Tensor& out, const Tensor& tmp, const Tensor& x, const Tensor& a, const Tensor& b,
+                            float scale) = 0;
+  // dx [T,K] = dy [T,N] @ w [N,K] (accumulate: dx +=).
+  virtual void matmul_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate) = 0;
+  // dw [N,K] += scale * dy[T,N]^T @ x[T,K].
+  virtual void matmul_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float scale) = 0;
+  // dx [T,C] += the gradient through out = x * rsqrt(mean(x^2)+eps) * w, given dy [T,C].
+  virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, float eps) = 0;
+  // dx [T,H,D] in place: the inverse rotation of rope_forward.
+  virtual void rope_backward(const Tensor& dx, const Tensor& pos, const Tensor& inv_freq) = 0;
+  // From dout [T,H*D] and the forward's q/k/v: dq [T,H,D], dk, dv [T,Hkv,D] (overwritten).
+  virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                                  const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p) = 0;
+  // dgate, dup [T,I] (overwritten) from dout [T,I] and the forward's gate, up.
+  virtual void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate,
+                               const Tensor& up) = 0;
+  // Vocab chunk [v0, v0+Vc) of logits [T,Vc]: running_max/running_sum [T] keep an online log-sum-exp of
+  // logits/temp (start at -inf / 0); target_logit [T] receives logits[t, target[t]-v0] when in the chunk.
+  virtual void lmhead_lse_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
+                                  const Tensor& running_max, const Tensor& running_sum, const Tensor& target_logit) = 0;
+  // Replaces logits [T,Vc] by coef[t] * (onehot(target[t]) - exp(logits*inv_temp - lse[t])) * inv_temp.
+  virtual void lmhead_grad_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
+                                   const Tensor& lse, const Tensor& coef) = 0;
+  // One AdamW step (PyTorch's AdamW: decoupled weight decay, bias-corrected moments) on p, m, v from g.
+  virtual void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& g, float lr, float beta1,
+                            float beta2, float eps, float weight_decay, int64_t step) = 0;
+
   // k_cache/v_cache [n_blocks, BS, Hkv, D] f32; k/v [T, Hkv, D]; slots [T] i32.
   virtual void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                                 const Tensor& slots) = 0;

@@ -319,6 +319,131 @@ std::vector<Case> build_cases() {
            b.paged_attention_forward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], p);
          }});
   }
+  // --- training ops --------------------------------------------------------------------------
+  for (auto [T, K, N, r] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{{1, 16, 8, 2}, {7, 37, 29, 4}, {33, 64, 96, 8}}) {
+    cases.push_back(
+        {Op::lora_forward,
+         "T=" + std::to_string(T) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + " r=" + std::to_string(r),
+         1e-10,
+         {random_data(rng, DType::F32, {T, N}), random_data(rng, DType::F32, {T, r}),
+          random_data(rng, DType::F32, {T, K}), random_data(rng, DType::F32, {r, K}),
+          random_data(rng, DType::F32, {N, r})},
+         {0, 1},
+         [](Backend& b, std::vector<Tensor>& t) { b.lora_forward(t[0], t[1], t[2], t[3], t[4], 0.75f); }});
+  }
+  for (DType wt : kFloatTypes)
+    for (auto [T, K, N] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 64, 64}, {5, 37, 29}, {40, 96, 131}})
+      for (bool acc : {false, true})
+        cases.push_back(
+            {Op::matmul_backward_input,
+             "T=" + std::to_string(T) + " K=" + std::to_string(K) + " N=" + std::to_string(N) + " " + short_name(wt) +
+                 (acc ? " +=" : ""),
+             1e-10,
+             {random_data(rng, DType::F32, {T, K}), random_data(rng, DType::F32, {T, N}), random_data(rng, wt, {N, K})},
+             {0},
+             [acc](Backend& b, std::vector<Tensor>& t) { b.matmul_backward_input(t[0], t[1], t[2], acc); }});
+  for (auto [T, K, N] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 8, 4}, {9, 37, 5}, {64, 16, 64}})
+    cases.push_back({Op::matmul_backward_weight,
+                     "T=" + std::to_string(T) + " K=" + std::to_string(K) + " N=" + std::to_string(N),
+                     1e-10,
+                     {random_data(rng, DType::F32, {N, K}), random_data(rng, DType::F32, {T, N}),
+                      random_data(rng, DType::F32, {T, K})},
+                     {0},
+                     [](Backend& b, std::vector<Tensor>& t) { b.matmul_backward_weight(t[0], t[1], t[2], 0.5f); }});
+  for (DType wt : kFloatTypes)
+    for (auto [T, C] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {7, 37}})
+      cases.push_back({Op::rmsnorm_backward,
+                       "T=" + std::to_string(T) + " C=" + std::to_string(C) + " " + short_name(wt),
+                       1e-10,
+                       {random_data(rng, DType::F32, {T, C}), random_data(rng, DType::F32, {T, C}),
+                        random_data(rng, DType::F32, {T, C}), random_data(rng, wt, {C}, 0.5f, 1.5f)},
+                       {0},
+                       [](Backend& b, std::vector<Tensor>& t) { b.rmsnorm_backward(t[0], t[1], t[2], t[3], 1e-6f); }});
+  for (auto [T, H, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 8}, {9, 3, 64}}) {
+    std::vector<int32_t> pos;
+    for (int64_t t = 0; t < T; t++) pos.push_back(int32_t(rng() % 4096));
+    std::vector<float> inv(size_t(D / 2));
+    for (int64_t i = 0; i < D / 2; i++) inv[size_t(i)] = float(1.0 / std::pow(10000.0, 2.0 * double(i) / double(D)));
+    HostData invd{DType::F32, {D / 2}, std::vector<uint8_t>(inv.size() * 4)};
+    std::memcpy(invd.bytes.data(), inv.data(), inv.size() * 4);
+    cases.push_back({Op::rope_backward,
+                     "T=" + std::to_string(T) + " H=" + std::to_string(H) + " D=" + std::to_string(D),
+                     1e-12,
+                     {random_data(rng, DType::F32, {T, H, D}), int_data(pos), invd},
+                     {0},
+                     [](Backend& b, std::vector<Tensor>& t) { b.rope_backward(t[0], t[1], t[2]); }});
+  }
+  for (auto lens : std::vector<std::vector<int32_t>>{{1}, {3, 5}})
+    for (auto [H, Hkv, D] : std::vector<std::tuple<int32_t, int32_t, int32_t>>{{2, 2, 8}, {4, 1, 6}}) {
+      auto starts = std::make_shared<std::vector<int32_t>>(1, 0);
+      for (int32_t l : lens) starts->push_back(starts->back() + l);
+      const int64_t T = starts->back();
+      cases.push_back({Op::attention_backward,
+                       "T=" + std::to_string(T) + " H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) +
+                           " D=" + std::to_string(D),
+                       1e-10,
+                       {random_data(rng, DType::F32, {T, H, D}), random_data(rng, DType::F32, {T, Hkv, D}),
+                        random_data(rng, DType::F32, {T, Hkv, D}), random_data(rng, DType::F32, {T, int64_t(H) * D}),
+                        random_data(rng, DType::F32, {T, H, D}), random_data(rng, DType::F32, {T, Hkv, D}),
+                        random_data(rng, DType::F32, {T, Hkv, D})},
+                       {0, 1, 2},
+                       [starts, H = H, Hkv = Hkv, D = D](Backend& b, std::vector<Tensor>& t) {
+                         AttentionParams p;
+                         p.seq_starts = starts->data();
+                         p.n_seqs = int32_t(starts->size() - 1);
+                         p.n_heads = H;
+                         p.n_kv_heads = Hkv;
+                         p.head_dim = D;
+                         p.scale = 1.0f / std::sqrt(float(D));
+                         b.attention_backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], p);
+                       }});
+    }
+  for (int64_t n : {1, 37, 1000})
+    cases.push_back(
+        {Op::swiglu_backward,
+         "n=" + std::to_string(n),
+         1e-12,
+         {random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}),
+          random_data(rng, DType::F32, {n}, -5, 5), random_data(rng, DType::F32, {n})},
+         {0, 1},
+         [](Backend& b, std::vector<Tensor>& t) { b.swiglu_backward(t[0], t[1], t[2], t[3], t[4]); }});
+  for (auto [T, Vc, v0] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 16, 0}, {5, 37, 100}}) {
+    std::vector<int32_t> targets;
+    for (int64_t t = 0; t < T; t++) targets.push_back(int32_t(v0 + int64_t(rng() % uint32_t(Vc + 10))) - 5);
+    std::vector<float> mx(size_t(T), 0.5f), sum(size_t(T), 3.0f);
+    HostData mxd{DType::F32, {T}, std::vector<uint8_t>(size_t(T) * 4)},
+        sumd{DType::F32, {T}, std::vector<uint8_t>(size_t(T) * 4)};
+    std::memcpy(mxd.bytes.data(), mx.data(), size_t(T) * 4);
+    std::memcpy(sumd.bytes.data(), sum.data(), size_t(T) * 4);
+    cases.push_back({Op::lmhead_lse_forward,
+                     "T=" + std::to_string(T) + " Vc=" + std::to_string(Vc),
+                     1e-12,
+                     {random_data(rng, DType::F32, {T, Vc}, -4, 4), int_data(targets), mxd, sumd,
+                      random_data(rng, DType::F32, {T})},
+                     {2, 3, 4},
+                     [v0 = v0](Backend& b, std::vector<Tensor>& t) {
+                       b.lmhead_lse_forward(t[0], v0, t[1], 1.25f, t[2], t[3], t[4]);
+                     }});
+    cases.push_back(
+        {Op::lmhead_grad_forward,
+         "T=" + std::to_string(T) + " Vc=" + std::to_string(Vc),
+         1e-12,
+         {random_data(rng, DType::F32, {T, Vc}, -4, 4), int_data(targets), random_data(rng, DType::F32, {T}, 3, 5),
+          random_data(rng, DType::F32, {T})},
+         {0},
+         [v0 = v0](Backend& b, std::vector<Tensor>& t) { b.lmhead_grad_forward(t[0], v0, t[1], 0.8f, t[2], t[3]); }});
+  }
+  for (int64_t n : {1, 37, 5000})
+    cases.push_back({Op::adamw_update,
+                     "n=" + std::to_string(n),
+                     1e-12,
+                     {random_data(rng, DType::F32, {n}), random_data(rng, DType::F32, {n}),
+                      random_data(rng, DType::F32, {n}, 0, 1), random_data(rng, DType::F32, {n})},
+                     {0, 1, 2},
+                     [](Backend& b, std::vector<Tensor>& t) {
+                       b.adamw_update(t[0], t[1], t[2], t[3], 1e-3f, 0.9f, 0.99f, 1e-8f, 0.1f, 3);
+                     }});
   return cases;
 }
 

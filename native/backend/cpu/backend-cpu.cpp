@@ -52,6 +52,46 @@ class CpuBackend final : public Backend {
   void add_forward(const Tensor& out, const Tensor& a, const Tensor& b) override {
     use_ref_ ? ref::add_forward(out, a, b) : fast::add_forward(pool_, out, a, b);
   }
+  void lora_forward(const Tensor& out, const Tensor& tmp, const Tensor& x, const Tensor& a, const Tensor& b,
+                    float scale) override {
+    use_ref_ ? ref::lora_forward(out, tmp, x, a, b, scale) : fast::lora_forward(pool_, out, tmp, x, a, b, scale);
+  }
+  void matmul_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate) override {
+    use_ref_ ? ref::matmul_backward_input(dx, dy, w, accumulate)
+             : fast::matmul_backward_input(pool_, dx, dy, w, accumulate);
+  }
+  void matmul_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float scale) override {
+    use_ref_ ? ref::matmul_backward_weight(dw, dy, x, scale) : fast::matmul_backward_weight(pool_, dw, dy, x, scale);
+  }
+  // The remaining training ops are cheap next to the matmuls: the reference loops serve both modes.
+  void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, float eps) override {
+    ref::rmsnorm_backward(dx, dy, x, w, eps);
+  }
+  void rope_backward(const Tensor& dx, const Tensor& pos, const Tensor& inv_freq) override {
+    ref::rope_backward(dx, pos, inv_freq);
+  }
+  void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
+                          const Tensor& k, const Tensor& v, const AttentionParams& p) override {
+    ref::attention_backward(dq, dk, dv, dout, q, k, v, p);
+  }
+  void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate,
+                       const Tensor& up) override {
+    ref::swiglu_backward(dgate, dup, dout, gate, up);
+  }
+  void lmhead_lse_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
+                          const Tensor& running_max, const Tensor& running_sum, const Tensor& target_logit) override {
+    use_ref_ ? ref::lmhead_lse_forward(logits, v0, targets, inv_temp, running_max, running_sum, target_logit)
+             : fast::lmhead_lse_forward(pool_, logits, v0, targets, inv_temp, running_max, running_sum, target_logit);
+  }
+  void lmhead_grad_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp, const Tensor& lse,
+                           const Tensor& coef) override {
+    use_ref_ ? ref::lmhead_grad_forward(logits, v0, targets, inv_temp, lse, coef)
+             : fast::lmhead_grad_forward(pool_, logits, v0, targets, inv_temp, lse, coef);
+  }
+  void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& g, float lr, float beta1,
+                    float beta2, float eps, float weight_decay, int64_t step) override {
+    ref::adamw_update(p, m, v, g, lr, beta1, beta2, eps, weight_decay, step);
+  }
   void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                         const Tensor& slots) override {
     use_ref_ ? ref::kv_store_forward(k_cache, v_cache, k, v, slots)

@@ -22,6 +22,20 @@ void kv_store_forward(const Tensor& k_cache, const Tensor& v_cache, const Tensor
 void paged_attention_forward(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                              const Tensor& block_tables, const Tensor& row_seq, const Tensor& row_pos,
                              const PagedAttentionParams& p);
+void lora_forward(const Tensor& out, const Tensor& tmp, const Tensor& x, const Tensor& a, const Tensor& b, float scale);
+void matmul_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate);
+void matmul_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float scale);
+void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, float eps);
+void rope_backward(const Tensor& dx, const Tensor& pos, const Tensor& inv_freq);
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const AttentionParams& p);
+void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate, const Tensor& up);
+void lmhead_lse_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
+                        const Tensor& running_max, const Tensor& running_sum, const Tensor& target_logit);
+void lmhead_grad_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp, const Tensor& lse,
+                         const Tensor& coef);
+void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& g, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int64_t step);
 }  // namespace ref
 
 namespace fast {
@@ -38,6 +52,14 @@ void kv_store_forward(ThreadPool& pool, const Tensor& k_cache, const Tensor& v_c
 void paged_attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& q, const Tensor& k_cache,
                              const Tensor& v_cache, const Tensor& block_tables, const Tensor& row_seq,
                              const Tensor& row_pos, const PagedAttentionParams& p);
+void lora_forward(ThreadPool& pool, const Tensor& out, const Tensor& tmp, const Tensor& x, const Tensor& a,
+                  const Tensor& b, float scale);
+void matmul_backward_input(ThreadPool& pool, const Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate);
+void matmul_backward_weight(ThreadPool& pool, const Tensor& dw, const Tensor& dy, const Tensor& x, float scale);
+void lmhead_lse_forward(ThreadPool& pool, const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
+                        const Tensor& running_max, const Tensor& running_sum, const Tensor& target_logit);
+void lmhead_grad_forward(ThreadPool& pool, const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
+                         const Tensor& lse, const Tensor& coef);
 }  // namespace fast
 
 // Shape checks shared by every implementation of an op (they throw InvalidArgument).
