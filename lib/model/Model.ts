@@ -16,8 +16,18 @@ import {
 } from '../native/binding.js';
 import { invalidParameterError, MotifError, withJsStack } from '../native/errors.js';
 import { loadTokenizer, type Tokenizer } from '../text/tokenizer.js';
+import type { GrpoBatch, LoraConfig, LossResult, OptimizerOptions, OptimizerState } from '../train/types.js';
 import { type GenerateRequest, type GenerateResult, toNativeRequests } from './generate.js';
 import { AsyncLock } from './lock.js';
+import {
+  readAdapter,
+  targetMask,
+  toLossResult,
+  toNativeBatch,
+  validateLoraConfig,
+  validateOptimizer,
+  writeAdapter,
+} from './training.js';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
 
@@ -114,6 +124,8 @@ export class Model {
   private _native: AddonModel | undefined;
   /** @internal */
   private readonly _lock = new AsyncLock();
+  /** @internal */
+  private _lora: LoraConfig | undefined;
 
   /** @internal Use loadModel(). */
   constructor(native: AddonModel, dir: string, tokenizer?: Tokenizer) {
@@ -245,6 +257,107 @@ export class Model {
   async kvCacheStats(): Promise<KvCacheStats> {
     const native = this._live('kvCacheStats');
     return this._lock.run(async () => native.kvCacheStats());
+  }
+
+  // --- LoRA and training -----------------------------------------------------------------------
+
+  /** The adapter's config, or undefined when the model has none. */
+  get lora(): LoraConfig | undefined {
+    return this._lora;
+  }
+
+  /** Creates (or replaces) a trainable LoRA adapter with PEFT's initialization (A Kaiming-uniform, B zeros). */
+  async createLora(config: LoraConfig): Promise<void> {
+    const native = this._live('createLora');
+    const c = validateLoraConfig(config);
+    await this._lock.run(async () => {
+      native.createLora({
+        rank: c.rank,
+        alpha: c.alpha,
+        rslora: c.rslora,
+        targets: targetMask(c.targets),
+        seed: c.seed,
+      });
+    });
+    this._lora = c;
+  }
+
+  /** A copy of every adapter tensor under its PEFT name (lora_A [r, in], lora_B [out, r]). */
+  async getAdapterTensors(): Promise<Map<string, Float32Array>> {
+    const native = this._live('getAdapterTensors');
+    return this._lock.run(async () => readAdapter(native, 'weight'));
+  }
+
+  /** Overwrites every adapter tensor (same names and sizes as getAdapterTensors returns). */
+  async setAdapterTensors(tensors: Map<string, Float32Array>): Promise<void> {
+    const native = this._live('setAdapterTensors');
+    await this._lock.run(async () => writeAdapter(native, 'weight', tensors));
+  }
+
+  /** Turns the adapter off (the base model) or back on, for forward, generate and training. */
+  setAdapterEnabled(on: boolean): void {
+    this._live('setAdapterEnabled').setLoraEnabled(Boolean(on));
+  }
+
+  /**
+   * TRL's GRPO loss of a batch and the LoRA gradients of `scale x loss` under PEFT names. With
+   * `accumulate`, the gradients are also added to the model's accumulators for optimizerStep().
+   */
+  async lossAndGradients(
+    batch: GrpoBatch,
+    opts: { accumulate?: boolean; scale?: number } = {},
+  ): Promise<LossResult & { logps: Float32Array; advantages: Float32Array }> {
+    const native = this._live('lossAndGradients');
+    const plain = toNativeBatch(batch, this.config.vocabSize);
+    const scale = opts.scale ?? 1;
+    if (typeof scale !== 'number' || !Number.isFinite(scale))
+      throw invalidParameterError('opts.scale', 'a finite number', opts.scale);
+    const jsStack = new Error();
+    return this._lock.run(async () => {
+      try {
+        return toLossResult(await native.lossAndGradients(plain, Boolean(opts.accumulate), scale, true));
+      } catch (err) {
+        throw withJsStack(err, jsStack);
+      }
+    });
+  }
+
+  /** AdamW on the accumulated gradients (clipped to maxGradNorm), then zeroes them; skipped when a gradient is NaN/Inf. */
+  async optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; skipped: boolean }> {
+    const native = this._live('optimizerStep');
+    const o = validateOptimizer(opts);
+    const jsStack = new Error();
+    return this._lock.run(async () => {
+      try {
+        return await native.optimizerStep(o);
+      } catch (err) {
+        throw withJsStack(err, jsStack);
+      }
+    });
+  }
+
+  /** AdamW's step count and moments (names: `<PEFT name>.exp_avg` / `.exp_avg_sq`), for checkpoints. */
+  async getOptimizerState(): Promise<OptimizerState> {
+    const native = this._live('getOptimizerState');
+    return this._lock.run(async () => {
+      const tensors = new Map<string, Float32Array>();
+      for (const which of ['exp_avg', 'exp_avg_sq'] as const)
+        for (const [name, t] of readAdapter(native, which)) tensors.set(`${name}.${which}`, t);
+      return { step: native.loraInfo()?.step ?? 0, tensors };
+    });
+  }
+
+  async setOptimizerState(state: OptimizerState): Promise<void> {
+    const native = this._live('setOptimizerState');
+    await this._lock.run(async () => {
+      for (const which of ['exp_avg', 'exp_avg_sq'] as const) {
+        const part = new Map<string, Float32Array>();
+        for (const [key, t] of state.tensors)
+          if (key.endsWith(`.${which}`)) part.set(key.slice(0, -which.length - 1), t);
+        writeAdapter(native, which, part);
+      }
+      native.setLoraStep(state.step);
+    });
   }
 
   /** Frees the model's native memory after any call in flight finishes. Later calls reject. */

@@ -3,7 +3,8 @@
  *
  * The addon is found with node-gyp-build: prebuilds/<platform>-<arch>/ first, then the
  * source build in build/Release. When nothing loads, one MotifError says what was tried,
- * why each failed, and how to fix it.
+ * why each failed, and how to fix it. MOTIF_ADDON_PATH=/path/to/motif_native.node overrides
+ * that pick (scripts/ci-hardening.sh uses it to run the addon tests on a sanitized build).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -26,6 +27,35 @@ export interface AddonModel {
   /** Ends the generate call in flight early (its unfinished completions get finishReason 'abort'). */
   abortGenerate(): void;
   kvCacheStats(): KvCacheStats;
+  createLora(config: { rank: number; alpha: number; rslora: boolean; targets: number; seed: number }): void;
+  /** null without an adapter; names are PEFT tensor names, shapes [rows, cols]. */
+  loraInfo(): { names: string[]; shapes: Array<[number, number]>; step: number } | null;
+  setLoraEnabled(on: boolean): void;
+  readLora(name: string, which: string): Float32Array;
+  writeLora(name: string, which: string, data: Float32Array): void;
+  setLoraStep(step: number): void;
+  lossAndGradients(
+    batch: Record<string, unknown>,
+    accumulate: boolean,
+    scale: number,
+    wantGrads: boolean,
+  ): Promise<{
+    loss: number;
+    tokens: number;
+    clipFraction: number;
+    kl: number;
+    logps: Float32Array;
+    advantages: Float32Array;
+    grads?: Record<string, Float32Array>;
+  }>;
+  optimizerStep(o: {
+    lr: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    maxGradNorm: number;
+  }): Promise<{ gradNorm: number; skipped: boolean }>;
 }
 
 export interface NativeGenerateRequest {
@@ -132,11 +162,13 @@ export function loadBinding(): BindingModule {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
   const causes: string[] = [];
-  let path: string | undefined;
-  try {
-    path = (require('node-gyp-build') as { path(dir: string): string }).path(packageRoot);
-  } catch (err) {
-    causes.push(`no addon found: ${(err as Error).message.split('\n')[0]}`);
+  let path: string | undefined = process.env.MOTIF_ADDON_PATH || undefined;
+  if (!path) {
+    try {
+      path = (require('node-gyp-build') as { path(dir: string): string }).path(packageRoot);
+    } catch (err) {
+      causes.push(`no addon found: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
   if (path) {
     try {

@@ -112,6 +112,8 @@ class Backend {
   // Replaces logits [T,Vc] by coef[t] * (onehot(target[t]) - exp(logits*inv_temp - lse[t])) * inv_temp.
   virtual void lmhead_grad_forward(const Tensor& logits, int64_t v0, const Tensor& targets, float inv_temp,
                                    const Tensor& lse, const Tensor& coef) = 0;
+  // x [n] *= s, in place.
+  virtual void scale_forward(const Tensor& x, float s) = 0;
   // One AdamW step (PyTorch's AdamW: decoupled weight decay, bias-corrected moments) on p, m, v from g.
   virtual void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& g, float lr, float beta1,
                             float beta2, float eps, float weight_decay, int64_t step) = 0;

@@ -70,6 +70,14 @@ Napi::Function AddonModel::Define(Napi::Env env) {
                          InstanceMethod<&AddonModel::Generate>("generate"),
                          InstanceMethod<&AddonModel::AbortGenerate>("abortGenerate"),
                          InstanceMethod<&AddonModel::KvCacheStats>("kvCacheStats"),
+                         InstanceMethod<&AddonModel::CreateLora>("createLora"),
+                         InstanceMethod<&AddonModel::LoraInfo>("loraInfo"),
+                         InstanceMethod<&AddonModel::SetLoraEnabled>("setLoraEnabled"),
+                         InstanceMethod<&AddonModel::ReadLora>("readLora"),
+                         InstanceMethod<&AddonModel::WriteLora>("writeLora"),
+                         InstanceMethod<&AddonModel::SetLoraStep>("setLoraStep"),
+                         InstanceMethod<&AddonModel::LossAndGradients>("lossAndGradients"),
+                         InstanceMethod<&AddonModel::OptimizerStep>("optimizerStep"),
                      });
 }
 

@@ -34,6 +34,17 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   // abortGenerate(): makes the generate call in flight finish early with finishReason 'abort'.
   Napi::Value AbortGenerate(const Napi::CallbackInfo& info);
   Napi::Value KvCacheStats(const Napi::CallbackInfo& info);
+  // Training (AddonTrain.cpp): the LoRA adapter, GRPO loss and gradients, AdamW.
+  Napi::Value CreateLora(const Napi::CallbackInfo& info);
+  Napi::Value LoraInfo(const Napi::CallbackInfo& info);
+  Napi::Value SetLoraEnabled(const Napi::CallbackInfo& info);
+  Napi::Value ReadLora(const Napi::CallbackInfo& info);
+  Napi::Value WriteLora(const Napi::CallbackInfo& info);
+  Napi::Value SetLoraStep(const Napi::CallbackInfo& info);
+  Napi::Value LossAndGradients(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
+  // Throws unless the model is live and idle (for synchronous calls that touch native state).
+  void require_idle(Napi::Env env, const char* what);
 
  public:
   std::atomic<bool> abort_flag{false};

@@ -143,6 +143,74 @@ std::vector<GenerateResult> model_generate(Model* model, const std::vector<Gener
 void model_generate_validate(Model* model, const std::vector<GenerateRequest>& requests);
 KvCacheStats model_kv_cache_stats(Model* model);
 
+// --- training (LoRA + GRPO) ------------------------------------------------------------------
+
+struct LoraConfig {
+  int32_t rank = 64;
+  float alpha = 64.0f;
+  bool rslora = false;
+  uint32_t targets = 0x7f;  // bit i: q, k, v, o, gate, up, down (PEFT's q_proj ... down_proj)
+  uint64_t seed = 0;
+};
+
+// One GRPO batch: completion i (of n) follows prompt prompt_of[i]; groups of group_size
+// consecutive completions share advantages' statistics. Per-token arrays are flattened over
+// completions in order (completion_lens[i] entries each).
+struct GrpoBatch {
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<int32_t> prompt_of;  // [n]
+  std::vector<std::vector<int32_t>> completions;
+  std::vector<float> rewards;  // [n]
+  int32_t group_size = 1;
+  std::string loss_type = "grpo";  // grpo | bnpo | dr_grpo
+  float epsilon = 0.2f, epsilon_high = 0.2f;
+  float beta = 0.0f;
+  float temperature = 1.0f;
+  int32_t max_completion_length = 0;    // dr_grpo's constant (0: the longest completion)
+  std::string scale_rewards = "group";  // group | batch | none
+  std::vector<float> old_logps;         // flattened; empty = the current log-probs (ratio 1)
+  std::vector<float> ref_logps;         // flattened; empty = computed with the adapter disabled when beta > 0
+  std::vector<float> advantages;        // [n]; empty = computed from rewards
+};
+
+struct GrpoResult {
+  double loss = 0;
+  int64_t tokens = 0;
+  double clip_fraction = 0;
+  double kl = 0;
+  std::vector<float> logps;       // flattened per completion token
+  std::vector<float> advantages;  // [n]
+};
+
+struct AdamWParams {
+  float lr = 5e-6f, beta1 = 0.9f, beta2 = 0.99f, eps = 1e-8f, weight_decay = 0.1f;
+  float max_grad_norm = 0.1f;  // <= 0: no clipping
+};
+
+struct AdamWResult {
+  double grad_norm = 0;  // before clipping
+  bool skipped = false;  // a gradient was NaN/Inf: nothing was updated
+};
+
+// Attaches a fresh trainable adapter (PEFT initialization), replacing any previous one.
+void model_lora_create(Model* model, const LoraConfig& config);
+bool model_lora_active(const Model* model);
+void model_lora_set_enabled(Model* model, bool enabled);
+std::vector<std::string> model_lora_names(Model* model);
+// Shapes of a tensor by PEFT name (lora_A: [r, in], lora_B: [out, r]).
+std::vector<int64_t> model_lora_shape(Model* model, const std::string& name);
+// which: "weight" | "grad" | "exp_avg" | "exp_avg_sq"; n floats.
+void model_lora_read(Model* model, const std::string& name, const std::string& which, float* out, size_t n);
+void model_lora_write(Model* model, const std::string& name, const std::string& which, const float* in, size_t n);
+int64_t model_lora_step(Model* model);
+void model_lora_set_step(Model* model, int64_t step);
+// GRPO loss and the gradient of scale x loss wrt the adapter. When accumulate, the gradients are
+// added to the adapter's accumulators; when grads is non-null it receives this batch's gradients.
+GrpoResult model_grpo_loss_and_grads(Model* model, const GrpoBatch& batch, bool accumulate, float scale,
+                                     std::vector<std::pair<std::string, std::vector<float>>>* grads);
+// Clips the accumulated gradients to max_grad_norm (global L2), applies AdamW, zeroes them.
+AdamWResult model_optimizer_step(Model* model, const AdamWParams& params);
+
 struct CudaDevice {
   int index = 0;
   std::string name;

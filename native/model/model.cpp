@@ -1,10 +1,12 @@
 // model.cpp — the public API of motif.h: picking a backend, loading, forward, build info.
+#include <cmath>
 #include <cstdlib>
 
 #include "../backend/backend.h"
 #include "../core/threadpool.h"
 #include "../include/motif.h"
 #include "engine.h"
+#include "grpo.h"
 #include "qwen2.h"
 
 #ifndef MOTIF_VERSION
@@ -95,6 +97,125 @@ KvCacheStats model_kv_cache_stats(Model* model) {
   s.total_refs = p.total_refs();
   s.bytes = model->engine->kv_cache_bytes();
   return s;
+}
+
+// --- training ----------------------------------------------------------------------------------
+
+namespace {
+LoraAdapter& require_lora(Model* m) {
+  LoraAdapter* a = m->impl->lora();
+  MOTIF_CHECK(a != nullptr, InvalidArgument, "the model has no LoRA adapter: create or load one first");
+  return *a;
+}
+}  // namespace
+
+void model_lora_create(Model* model, const LoraConfig& config) {
+  model->impl->set_lora(std::make_unique<LoraAdapter>(model->impl->backend(), model->impl->config(), config));
+}
+
+bool model_lora_active(const Model* model) { return model->impl->lora() != nullptr; }
+
+void model_lora_set_enabled(Model* model, bool enabled) { model->impl->set_lora_enabled(enabled); }
+
+std::vector<std::string> model_lora_names(Model* model) { return require_lora(model).names(); }
+
+std::vector<int64_t> model_lora_shape(Model* model, const std::string& name) {
+  const Tensor t = require_lora(model).tensor(name, "weight");
+  return {t.shape[0], t.shape[1]};
+}
+
+void model_lora_read(Model* model, const std::string& name, const std::string& which, float* out, size_t n) {
+  const Tensor t = require_lora(model).tensor(name, which);
+  MOTIF_CHECK(size_t(t.numel()) == n, InvalidArgument, name + ": expected " + std::to_string(t.numel()) + " values");
+  model->impl->backend().download(out, t.data, t.nbytes());
+}
+
+void model_lora_write(Model* model, const std::string& name, const std::string& which, const float* in, size_t n) {
+  const Tensor t = require_lora(model).tensor(name, which);
+  MOTIF_CHECK(
+      size_t(t.numel()) == n, InvalidArgument,
+      name + ": expected " + std::to_string(t.numel()) + " values " + t.shape_str() + ", got " + std::to_string(n));
+  model->impl->backend().upload(t.data, in, t.nbytes());
+}
+
+int64_t model_lora_step(Model* model) { return require_lora(model).step; }
+void model_lora_set_step(Model* model, int64_t step) { require_lora(model).step = step; }
+
+GrpoResult model_grpo_loss_and_grads(Model* model, const GrpoBatch& batch, bool accumulate, float scale,
+                                     std::vector<std::pair<std::string, std::vector<float>>>* grads) {
+  LoraAdapter& lora = require_lora(model);
+  Backend& b = model->impl->backend();
+  if (!grads) {
+    MOTIF_CHECK(accumulate, InvalidArgument, "lossAndGradients: nothing to do without accumulate or grads");
+    return grpo_loss_and_grads(*model->impl, batch, scale, true);
+  }
+  // This batch's gradients (of scale x loss) alone: park the accumulators, compute from zero,
+  // read, then restore them (plus these gradients when accumulating).
+  const auto names = lora.names();
+  std::vector<std::vector<float>> parked(names.size());
+  for (size_t i = 0; i < names.size(); i++) {
+    const Tensor g = lora.tensor(names[i], "grad");
+    parked[i].resize(size_t(g.numel()));
+    b.download(parked[i].data(), g.data, g.nbytes());
+  }
+  lora.zero_grads();
+  GrpoResult res;
+  try {
+    res = grpo_loss_and_grads(*model->impl, batch, scale, true);
+  } catch (...) {
+    for (size_t i = 0; i < names.size(); i++)
+      b.upload(lora.tensor(names[i], "grad").data, parked[i].data(), parked[i].size() * 4);
+    throw;
+  }
+  grads->clear();
+  for (size_t i = 0; i < names.size(); i++) {
+    const Tensor g = lora.tensor(names[i], "grad");
+    std::vector<float> mine(size_t(g.numel()));
+    b.download(mine.data(), g.data, g.nbytes());
+    if (accumulate)
+      for (size_t j = 0; j < mine.size(); j++) parked[i][j] += mine[j];
+    b.upload(g.data, parked[i].data(), g.nbytes());
+    grads->emplace_back(names[i], std::move(mine));
+  }
+  return res;
+}
+
+AdamWResult model_optimizer_step(Model* model, const AdamWParams& p) {
+  LoraAdapter& lora = require_lora(model);
+  Backend& b = model->impl->backend();
+  AdamWResult res;
+  // Global L2 norm of the accumulated gradients (in double, on the host: LoRA tensors are small).
+  double sq = 0;
+  std::vector<float> buf;
+  for (auto& lp : lora.params()) {
+    if (!lp.present) continue;
+    for (const Tensor* g : {&lp.ga, &lp.gb}) {
+      buf.resize(size_t(g->numel()));
+      b.download(buf.data(), g->data, g->nbytes());
+      for (float x : buf) sq += double(x) * double(x);
+    }
+  }
+  res.grad_norm = std::sqrt(sq);
+  if (!std::isfinite(res.grad_norm)) {
+    res.skipped = true;
+    lora.zero_grads();
+    return res;
+  }
+  // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+  const double clip = p.max_grad_norm > 0 ? double(p.max_grad_norm) / (res.grad_norm + 1e-6) : 1.0;
+  lora.step++;
+  for (auto& lp : lora.params()) {
+    if (!lp.present) continue;
+    if (clip < 1.0) {
+      b.scale_forward(lp.ga, float(clip));
+      b.scale_forward(lp.gb, float(clip));
+    }
+    b.adamw_update(lp.a, lp.ma, lp.va, lp.ga, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, lora.step);
+    b.adamw_update(lp.b, lp.mb, lp.vb, lp.gb, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, lora.step);
+  }
+  lora.zero_grads();
+  b.synchronize();
+  return res;
 }
 
 BuildInfo build_info() {

@@ -119,7 +119,7 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
   Backend& b = *backend_;
   // Reused buffers: a fresh allocation per call costs a page fault per 4 KiB touched.
   ScratchArena& mem = *arena_;
-  enum Slot { kIds, kPos, kX, kH, kO, kQ, kK, kV, kA, kG, kU, kLogitChunk };
+  enum Slot { kIds, kPos, kX, kH, kO, kQ, kK, kV, kA, kG, kU, kLogitChunk, kLoraTmp };
   Tensor ids = mem.get(kIds, DType::I32, T);
   Tensor positions = mem.get(kPos, DType::I32, T);
   b.upload(ids.data, tokens, size_t(T) * 4);
@@ -140,21 +140,22 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
   const float eps = float(cfg_.rms_norm_eps);
 
   b.embedding_forward(x, embed_, ids);
-  for (const LayerWeights& w : layers_) {
+  for (size_t l = 0; l < layers_.size(); l++) {
+    const LayerWeights& w = layers_[l];
     b.rmsnorm_forward(h, x, w.attn_norm, eps);
-    b.matmul_forward(q, h, w.wq, w.bq);
-    b.matmul_forward(k, h, w.wk, w.bk);
-    b.matmul_forward(v, h, w.wv, w.bv);
+    project(q, h, w.wq, w.bq, int64_t(l), kQ, kLoraTmp);
+    project(k, h, w.wk, w.bk, int64_t(l), kK, kLoraTmp);
+    project(v, h, w.wv, w.bv, int64_t(l), kV, kLoraTmp);
     b.rope_forward(reshape(q, T, H, D), positions, inv_freq_);
     b.rope_forward(reshape(k, T, Hkv, D), positions, inv_freq_);
     b.attention_forward(a, q, k, v, ap);
-    b.matmul_forward(o, a, w.wo, w.bo);
+    project(o, a, w.wo, w.bo, int64_t(l), kO, kLoraTmp);
     b.add_forward(x, x, o);
     b.rmsnorm_forward(h, x, w.mlp_norm, eps);
-    b.matmul_forward(g, h, w.w_gate, w.b_gate);
-    b.matmul_forward(u, h, w.w_up, w.b_up);
+    project(g, h, w.w_gate, w.b_gate, int64_t(l), kGate, kLoraTmp);
+    project(u, h, w.w_up, w.b_up, int64_t(l), kUp, kLoraTmp);
     b.swiglu_forward(g, g, u);
-    b.matmul_forward(o, g, w.w_down, w.b_down);
+    project(o, g, w.w_down, w.b_down, int64_t(l), kDown, kLoraTmp);
     b.add_forward(x, x, o);
   }
   b.rmsnorm_forward(h, x, final_norm_, eps);
@@ -185,7 +186,26 @@ void Qwen2Model::forward_step(const StepBatch& batch, const KvStorage& kv, float
                 D = cfg_.head_dim, V = cfg_.vocab_size;
   Backend& b = *backend_;
   ScratchArena& a = *arena_;
-  enum Slot { kIds, kPos, kSlots, kRowSeq, kTables, kLogitRows, kX, kH, kO, kQ, kK, kV, kA, kG, kU, kHo, kLogits };
+  enum Slot {
+    kIds,
+    kPos,
+    kSlots,
+    kRowSeq,
+    kTables,
+    kLogitRows,
+    kX,
+    kH,
+    kO,
+    kQ,
+    kK,
+    kV,
+    kA,
+    kG,
+    kU,
+    kHo,
+    kLogits,
+    kLoraTmp
+  };
   Tensor ids = a.get(kIds, DType::I32, T);
   Tensor positions = a.get(kPos, DType::I32, T);
   Tensor slots = a.get(kSlots, DType::I32, T);
@@ -214,20 +234,20 @@ void Qwen2Model::forward_step(const StepBatch& batch, const KvStorage& kv, float
   for (size_t l = 0; l < layers_.size(); l++) {
     const LayerWeights& w = layers_[l];
     b.rmsnorm_forward(h, x, w.attn_norm, eps);
-    b.matmul_forward(q, h, w.wq, w.bq);
-    b.matmul_forward(k, h, w.wk, w.bk);
-    b.matmul_forward(v, h, w.wv, w.bv);
+    project(q, h, w.wq, w.bq, int64_t(l), kQ, kLoraTmp);
+    project(k, h, w.wk, w.bk, int64_t(l), kK, kLoraTmp);
+    project(v, h, w.wv, w.bv, int64_t(l), kV, kLoraTmp);
     b.rope_forward(reshape(q, T, H, D), positions, inv_freq_);
     b.rope_forward(reshape(k, T, Hkv, D), positions, inv_freq_);
     b.kv_store_forward(kv.k[l], kv.v[l], reshape(k, T, Hkv, D), reshape(v, T, Hkv, D), slots);
     b.paged_attention_forward(att, reshape(q, T, H, D), kv.k[l], kv.v[l], tables, row_seq, positions, pp);
-    b.matmul_forward(o, att, w.wo, w.bo);
+    project(o, att, w.wo, w.bo, int64_t(l), kO, kLoraTmp);
     b.add_forward(x, x, o);
     b.rmsnorm_forward(h, x, w.mlp_norm, eps);
-    b.matmul_forward(g, h, w.w_gate, w.b_gate);
-    b.matmul_forward(u, h, w.w_up, w.b_up);
+    project(g, h, w.w_gate, w.b_gate, int64_t(l), kGate, kLoraTmp);
+    project(u, h, w.w_up, w.b_up, int64_t(l), kUp, kLoraTmp);
     b.swiglu_forward(g, g, u);
-    b.matmul_forward(o, g, w.w_down, w.b_down);
+    project(o, g, w.w_down, w.b_down, int64_t(l), kDown, kLoraTmp);
     b.add_forward(x, x, o);
   }
   const int64_t n_out = int64_t(batch.logit_rows.size());

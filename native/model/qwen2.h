@@ -5,12 +5,14 @@
 // read from config.json. Activations are f32; weights stay in their file dtype.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../backend/backend.h"
 #include "config.h"
+#include "lora.h"
 #include "weights.h"
 
 namespace motif {
@@ -73,6 +75,25 @@ class Qwen2Model {
   // One engine step over the paged cache; logits: host buffer [logit_rows.size(), V].
   void forward_step(const StepBatch& batch, const KvStorage& kv, float* logits);
 
+  // --- LoRA and training (qwen2-train.cpp) ---------------------------------------------------
+  LoraAdapter* lora() { return lora_.get(); }
+  void set_lora(std::unique_ptr<LoraAdapter> a) { lora_ = std::move(a); }
+  void set_lora_enabled(bool on) { lora_enabled_ = on; }
+  bool lora_enabled() const { return lora_enabled_; }
+
+  // Packed training sequences: row t of the batch predicts targets[t] (-1: no loss on that row).
+  struct TrainRows {
+    std::vector<int32_t> tokens;      // [T]
+    std::vector<int32_t> seq_starts;  // [n + 1]
+    std::vector<int32_t> targets;     // [T]
+  };
+  // d(loss)/d(logp) per row from the rows' log-probs (host arrays of T entries).
+  using CoefFn = std::function<void(const std::vector<float>& logp, std::vector<float>& coef)>;
+  // Log-probs of every row's target under logits / temperature (0 where the target is -1). With
+  // coef_fn, also backpropagates sum_t coef[t] * logp[t] into the adapter's gradient accumulators
+  // (gradient checkpointing: layer inputs are kept, each layer is recomputed during backward).
+  std::vector<float> train_pass(const TrainRows& rows, float temperature, const CoefFn* coef_fn);
+
  private:
   Tensor load(const std::string& name, const std::vector<int64_t>& shape);
   Tensor load_optional(bool present, const std::string& name, const std::vector<int64_t>& shape);
@@ -87,6 +108,18 @@ class Qwen2Model {
   size_t weight_bytes_ = 0;
   DType weight_dtype_ = DType::F32;
   std::unique_ptr<ScratchArena> arena_;
+  std::unique_ptr<LoraAdapter> lora_;
+  bool lora_enabled_ = true;
+
+  // x @ w^T (+ bias) (+ the LoRA term of (layer, target) when active); LoRA scratch in tmp_slot.
+  void project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, int64_t layer, int target,
+               int tmp_slot);
+  // Backward of project: dx (=, or += when accumulate) dy @ w plus the LoRA term; LoRA grads accumulate.
+  void project_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, int64_t layer, int target,
+                        bool accumulate);
+  LoraParam* active_lora(int64_t layer, int target) {
+    return lora_ && lora_enabled_ ? lora_->get(layer, target) : nullptr;
+  }
 
  public:
   ~Qwen2Model();

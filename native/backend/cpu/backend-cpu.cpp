@@ -88,6 +88,7 @@ class CpuBackend final : public Backend {
     use_ref_ ? ref::lmhead_grad_forward(logits, v0, targets, inv_temp, lse, coef)
              : fast::lmhead_grad_forward(pool_, logits, v0, targets, inv_temp, lse, coef);
   }
+  void scale_forward(const Tensor& x, float s) override { ref::scale_forward(x, s); }
   void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& g, float lr, float beta1,
                     float beta2, float eps, float weight_decay, int64_t step) override {
     ref::adamw_update(p, m, v, g, lr, beta1, beta2, eps, weight_decay, step);

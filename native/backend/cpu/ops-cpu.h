@@ -36,6 +36,7 @@ void lmhead_grad_forward(const Tensor& logits, int64_t v0, const Tensor& targets
                          const Tensor& coef);
 void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& g, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int64_t step);
+void scale_forward(const Tensor& x, float s);
 }  // namespace ref
 
 namespace fast {

@@ -252,6 +252,11 @@ void adamw_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tenso
   }
 }
 
+void scale_forward(const Tensor& x, float s) {
+  require_f32(x, "scale x");
+  for (int64_t i = 0; i < x.numel(); i++) x.as<float>()[i] *= s;
+}
+
 }  // namespace ref
 
 namespace fast {
