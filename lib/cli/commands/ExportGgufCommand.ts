@@ -17,6 +17,12 @@ interface ExportGgufArgs {
 
 const DTYPES = ['f32', 'f16', 'bf16'];
 
+/** A path relative to the working folder when it lies under it, else absolute. */
+function shown(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
 function mb(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MiB`;
 }
@@ -25,7 +31,7 @@ function mb(bytes: number): string {
 function progressPrinter(quiet: boolean): { update: (p: ExportProgress) => void; done: () => void } {
   const tty = process.stderr.isTTY === true;
   let last = 0;
-  let lastPct = -1;
+  let lastQuarter = 0;
   let shown = false;
   return {
     update: (p) => {
@@ -40,8 +46,8 @@ function progressPrinter(quiet: boolean): { update: (p: ExportProgress) => void;
           `\r${line.slice(0, (process.stderr.columns || 100) - 1).padEnd(Math.min(99, (process.stderr.columns || 100) - 1))}`,
         );
         shown = true;
-      } else if (pct >= lastPct + 25 || (pct === 100 && lastPct < 100)) {
-        lastPct = pct - (pct % 25);
+      } else if (Math.floor(pct / 25) > lastQuarter) {
+        lastQuarter = Math.floor(pct / 25);
         process.stderr.write(`export-gguf: ${pct}% (${mb(p.bytesWritten)} of ${mb(p.totalBytes)})\n`);
       }
     },
@@ -51,6 +57,7 @@ function progressPrinter(quiet: boolean): { update: (p: ExportProgress) => void;
   };
 }
 
+/** The `export-gguf` yargs command (register with `.command(exportGgufCommand)` in cli.ts). */
 export const exportGgufCommand: CommandModule<object, ExportGgufArgs> = {
   command: 'export-gguf',
   describe: 'Convert a HuggingFace Qwen2/Llama folder to a GGUF file for llama.cpp and ollama',
@@ -67,7 +74,7 @@ export const exportGgufCommand: CommandModule<object, ExportGgufArgs> = {
         describe: "Precision of the weights: f32, f16 or bf16 (default: the checkpoint's)",
       })
       .option('quiet', { type: 'boolean', default: false, describe: 'No progress line' })
-      .example('$0 export-gguf --model ./Qwen2.5-0.5B-Instruct --out qwen.gguf --dtype f16', ''),
+      .example('$0 export-gguf --model ./Qwen2.5-0.5B-Instruct --out qwen.gguf --dtype f16', 'half-precision GGUF'),
   handler: async (argv) => {
     if (argv.dtype !== undefined && !DTYPES.includes(argv.dtype))
       throw invalidParameterError('--dtype', 'f32, f16 or bf16', argv.dtype);
@@ -87,7 +94,7 @@ export const exportGgufCommand: CommandModule<object, ExportGgufArgs> = {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const vocab = result.tokenizer === 'placeholder' ? 'placeholder vocabulary (no tokenizer.json)' : 'tokenizer.json';
     console.log(
-      `wrote ${path.relative(process.cwd(), result.outFile) || result.outFile}: ${result.architecture}, ${result.dtype}, ` +
+      `wrote ${shown(result.outFile)}: ${result.architecture}, ${result.dtype}, ` +
         `${result.tensorCount} tensors, ${mb(result.fileBytes)}, ${vocab}, in ${seconds.toFixed(1)} s`,
     );
     if (result.skippedTensors.length > 0)
