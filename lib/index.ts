@@ -25,4 +25,5 @@ export {
 } from './native/binding.js';
 export { invalidParameterError, MotifError, type MotifErrorCode } from './native/errors.js';
 export * from './text/index.js';
+export * from './train/index.js';
 export { version } from './version.js';

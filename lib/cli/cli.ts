@@ -6,6 +6,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { MotifError } from '../native/errors.js';
 import { version } from '../version.js';
+import { evalCommand } from './commands/EvalCommand.js';
 import { exportGgufCommand } from './commands/ExportGgufCommand.js';
 import { generateCommand } from './commands/GenerateCommand.js';
 import { infoCommand } from './commands/InfoCommand.js';
@@ -23,6 +24,7 @@ await yargs(hideBin(process.argv))
   .scriptName('motif-native')
   .usage('$0 <command> [options]\n\nTrain language models to reason over several rounds (MOTIF) on a native engine.')
   .command(trainCommand)
+  .command(evalCommand)
   .command(generateCommand)
   .command(exportGgufCommand)
   .command(infoCommand)

@@ -14,7 +14,7 @@ const char* lora_target_name(int target) {
 }
 
 static std::string peft_prefix(int64_t layer, int target) {
-  const bool attn = target <= kO;
+  const bool attn = target <= kLoraO;
   return "base_model.model.model.layers." + std::to_string(layer) + (attn ? ".self_attn." : ".mlp.") +
          lora_target_name(target);
 }

@@ -17,7 +17,7 @@
 
 namespace motif {
 
-enum LoraTarget : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kNumLoraTargets };
+enum LoraTarget : int { kLoraQ = 0, kLoraK, kLoraV, kLoraO, kLoraGate, kLoraUp, kLoraDown, kNumLoraTargets };
 const char* lora_target_name(int target);  // "q_proj" ...
 
 struct LoraParam {

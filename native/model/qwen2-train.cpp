@@ -134,20 +134,20 @@ std::vector<float> Qwen2Model::train_pass(const TrainRows& rows, float temperatu
   auto layer_forward = [&](int64_t l, const Tensor& x_in, const Tensor* x_out) {
     const LayerWeights& w = layers_[size_t(l)];
     b.rmsnorm_forward(h1, x_in, w.attn_norm, eps);
-    project(q, h1, w.wq, w.bq, l, kQ, kTLoraTmp);
-    project(k, h1, w.wk, w.bk, l, kK, kTLoraTmp);
-    project(v, h1, w.wv, w.bv, l, kV, kTLoraTmp);
+    project(q, h1, w.wq, w.bq, l, kLoraQ, kTLoraTmp);
+    project(k, h1, w.wk, w.bk, l, kLoraK, kTLoraTmp);
+    project(v, h1, w.wv, w.bv, l, kLoraV, kTLoraTmp);
     b.rope_forward(view(q, T, H, D), positions, inv_freq_);
     b.rope_forward(view(k, T, Hkv, D), positions, inv_freq_);
     b.attention_forward(att, q, k, v, ap);
-    project(o, att, w.wo, w.bo, l, kO, kTLoraTmp);
+    project(o, att, w.wo, w.bo, l, kLoraO, kTLoraTmp);
     b.add_forward(xmid, x_in, o);
     b.rmsnorm_forward(h2, xmid, w.mlp_norm, eps);
-    project(g, h2, w.w_gate, w.b_gate, l, kGate, kTLoraTmp);
-    project(u, h2, w.w_up, w.b_up, l, kUp, kTLoraTmp);
+    project(g, h2, w.w_gate, w.b_gate, l, kLoraGate, kTLoraTmp);
+    project(u, h2, w.w_up, w.b_up, l, kLoraUp, kTLoraTmp);
     b.swiglu_forward(act, g, u);
     if (x_out) {
-      project(o, act, w.w_down, w.b_down, l, kDown, kTLoraTmp);
+      project(o, act, w.w_down, w.b_down, l, kLoraDown, kTLoraTmp);
       b.add_forward(*x_out, xmid, o);
     }
   };
@@ -219,20 +219,20 @@ std::vector<float> Qwen2Model::train_pass(const TrainRows& rows, float temperatu
     const Tensor x_in = xs_at(l);
     layer_forward(l, x_in, nullptr);
     // MLP: out = xmid + down(silu(gate(h2)) * up(h2)); dx flows to xmid directly.
-    project_backward(da, dx, act, w.w_down, l, kDown, false);
+    project_backward(da, dx, act, w.w_down, l, kLoraDown, false);
     b.swiglu_backward(dg, du, da, g, u);
-    project_backward(dh, dg, h2, w.w_gate, l, kGate, false);
-    project_backward(dh, du, h2, w.w_up, l, kUp, true);
+    project_backward(dh, dg, h2, w.w_gate, l, kLoraGate, false);
+    project_backward(dh, du, h2, w.w_up, l, kLoraUp, true);
     b.rmsnorm_backward(dx, dh, xmid, w.mlp_norm, eps);  // dx is now d(xmid)
     // Attention: xmid = x_in + o_proj(attention(rope(q), rope(k), v)).
-    project_backward(datt, dx, att, w.wo, l, kO, false);
+    project_backward(datt, dx, att, w.wo, l, kLoraO, false);
     b.attention_backward(view(dq, T, H, D), view(dk, T, Hkv, D), view(dv, T, Hkv, D), datt, view(q, T, H, D),
                          view(k, T, Hkv, D), view(v, T, Hkv, D), ap);
     b.rope_backward(view(dq, T, H, D), positions, inv_freq_);
     b.rope_backward(view(dk, T, Hkv, D), positions, inv_freq_);
-    project_backward(dh, dq, h1, w.wq, l, kQ, false);
-    project_backward(dh, dk, h1, w.wk, l, kK, true);
-    project_backward(dh, dv, h1, w.wv, l, kV, true);
+    project_backward(dh, dq, h1, w.wq, l, kLoraQ, false);
+    project_backward(dh, dk, h1, w.wk, l, kLoraK, true);
+    project_backward(dh, dv, h1, w.wv, l, kLoraV, true);
     b.rmsnorm_backward(dx, dh, x_in, w.attn_norm, eps);  // dx is now d(x_in)
   }
   b.synchronize();

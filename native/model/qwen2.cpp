@@ -143,19 +143,19 @@ void Qwen2Model::forward(const int32_t* tokens, const int32_t* seq_lens, int32_t
   for (size_t l = 0; l < layers_.size(); l++) {
     const LayerWeights& w = layers_[l];
     b.rmsnorm_forward(h, x, w.attn_norm, eps);
-    project(q, h, w.wq, w.bq, int64_t(l), kQ, kLoraTmp);
-    project(k, h, w.wk, w.bk, int64_t(l), kK, kLoraTmp);
-    project(v, h, w.wv, w.bv, int64_t(l), kV, kLoraTmp);
+    project(q, h, w.wq, w.bq, int64_t(l), kLoraQ, kLoraTmp);
+    project(k, h, w.wk, w.bk, int64_t(l), kLoraK, kLoraTmp);
+    project(v, h, w.wv, w.bv, int64_t(l), kLoraV, kLoraTmp);
     b.rope_forward(reshape(q, T, H, D), positions, inv_freq_);
     b.rope_forward(reshape(k, T, Hkv, D), positions, inv_freq_);
     b.attention_forward(a, q, k, v, ap);
-    project(o, a, w.wo, w.bo, int64_t(l), kO, kLoraTmp);
+    project(o, a, w.wo, w.bo, int64_t(l), kLoraO, kLoraTmp);
     b.add_forward(x, x, o);
     b.rmsnorm_forward(h, x, w.mlp_norm, eps);
-    project(g, h, w.w_gate, w.b_gate, int64_t(l), kGate, kLoraTmp);
-    project(u, h, w.w_up, w.b_up, int64_t(l), kUp, kLoraTmp);
+    project(g, h, w.w_gate, w.b_gate, int64_t(l), kLoraGate, kLoraTmp);
+    project(u, h, w.w_up, w.b_up, int64_t(l), kLoraUp, kLoraTmp);
     b.swiglu_forward(g, g, u);
-    project(o, g, w.w_down, w.b_down, int64_t(l), kDown, kLoraTmp);
+    project(o, g, w.w_down, w.b_down, int64_t(l), kLoraDown, kLoraTmp);
     b.add_forward(x, x, o);
   }
   b.rmsnorm_forward(h, x, final_norm_, eps);
@@ -234,20 +234,20 @@ void Qwen2Model::forward_step(const StepBatch& batch, const KvStorage& kv, float
   for (size_t l = 0; l < layers_.size(); l++) {
     const LayerWeights& w = layers_[l];
     b.rmsnorm_forward(h, x, w.attn_norm, eps);
-    project(q, h, w.wq, w.bq, int64_t(l), kQ, kLoraTmp);
-    project(k, h, w.wk, w.bk, int64_t(l), kK, kLoraTmp);
-    project(v, h, w.wv, w.bv, int64_t(l), kV, kLoraTmp);
+    project(q, h, w.wq, w.bq, int64_t(l), kLoraQ, kLoraTmp);
+    project(k, h, w.wk, w.bk, int64_t(l), kLoraK, kLoraTmp);
+    project(v, h, w.wv, w.bv, int64_t(l), kLoraV, kLoraTmp);
     b.rope_forward(reshape(q, T, H, D), positions, inv_freq_);
     b.rope_forward(reshape(k, T, Hkv, D), positions, inv_freq_);
     b.kv_store_forward(kv.k[l], kv.v[l], reshape(k, T, Hkv, D), reshape(v, T, Hkv, D), slots);
     b.paged_attention_forward(att, reshape(q, T, H, D), kv.k[l], kv.v[l], tables, row_seq, positions, pp);
-    project(o, att, w.wo, w.bo, int64_t(l), kO, kLoraTmp);
+    project(o, att, w.wo, w.bo, int64_t(l), kLoraO, kLoraTmp);
     b.add_forward(x, x, o);
     b.rmsnorm_forward(h, x, w.mlp_norm, eps);
-    project(g, h, w.w_gate, w.b_gate, int64_t(l), kGate, kLoraTmp);
-    project(u, h, w.w_up, w.b_up, int64_t(l), kUp, kLoraTmp);
+    project(g, h, w.w_gate, w.b_gate, int64_t(l), kLoraGate, kLoraTmp);
+    project(u, h, w.w_up, w.b_up, int64_t(l), kLoraUp, kLoraTmp);
     b.swiglu_forward(g, g, u);
-    project(o, g, w.w_down, w.b_down, int64_t(l), kDown, kLoraTmp);
+    project(o, g, w.w_down, w.b_down, int64_t(l), kLoraDown, kLoraTmp);
     b.add_forward(x, x, o);
   }
   const int64_t n_out = int64_t(batch.logit_rows.size());

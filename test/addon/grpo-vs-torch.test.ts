@@ -135,6 +135,40 @@ describe('LoRA-GRPO loss and gradients match PyTorch autograd', { skip: !haveTor
         });
       }
 
+      it('forward() and generate() apply the same adapter as the training pass', async () => {
+        const batch = makeBatch(14, {});
+        const ref = await referenceLossGrads(modelDir, adapterDir, batch);
+        // Log-probs of the completion tokens from forward() logits (the inference path, with LoRA).
+        const mine: number[] = [];
+        for (let i = 0; i < batch.completionIds.length; i++) {
+          const prompt = batch.promptIds[Math.floor(i / batch.groupSize)];
+          const seq = [...prompt, ...batch.completionIds[i]];
+          const logits = await model.forward(seq);
+          for (let j = 0; j < batch.completionIds[i].length; j++) {
+            const row = logits.subarray((prompt.length - 1 + j) * V, (prompt.length + j) * V);
+            let mx = -Infinity;
+            for (const x of row) mx = Math.max(mx, x);
+            let sum = 0;
+            for (const x of row) sum += Math.exp(x - mx);
+            mine.push(row[batch.completionIds[i][j]] - mx - Math.log(sum));
+          }
+        }
+        const err = relativeL2(Float32Array.from(mine), Float32Array.from(ref.logps.flat()));
+        assert.ok(err <= 1e-4, `forward() log-probs with the adapter differ from PyTorch: ${err}`);
+        // Greedy generation over the paged cache equals the argmax of forward() recomputes.
+        const prompt = batch.promptIds[0];
+        const [res] = await model.generate([{ tokens: prompt, maxTokens: 6, temperature: 0, stopTokens: [] }]);
+        const seq = [...prompt];
+        for (let j = 0; j < 6; j++) {
+          const logits = await model.forward(seq);
+          const row = logits.subarray((seq.length - 1) * V, seq.length * V);
+          let best = 0;
+          for (let v = 1; v < V; v++) if (row[v] > row[best]) best = v;
+          assert.equal(res.completions[0].tokens[j], best, `generated token ${j}`);
+          seq.push(best);
+        }
+      });
+
       it('clipped tokens (old log-probs shifted by +-0.5)', async () => {
         const base = makeBatch(12, {});
         const current = await model.lossAndGradients(base as GrpoBatch);

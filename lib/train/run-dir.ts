@@ -1,0 +1,341 @@
+/**
+ * run-dir.ts — a training run's folder:
+ *
+ *   manifest.json          full config, seed, package version, backend/device, git commit + dirty state
+ *   metrics.jsonl          one object per optimizer step (appended)
+ *   samples.jsonl          a few full round-by-round trajectories per step (appended)
+ *   checkpoints/step-N/    adapter_config.json + adapter_model.safetensors (a PEFT adapter),
+ *                          optimizer.safetensors (AdamW moments), trainer_state.json (step, data
+ *                          cursor, RNG state, schedule position)
+ *   adapter/               the final adapter (PEFT), written at the end of the run
+ *
+ * Whole files (manifest, checkpoints, rewritten logs) are written under a temporary name and renamed;
+ * a checkpoint folder appears under its final name only once complete, so `latestCheckpoint` never
+ * returns a half-written one. Logs are only appended to, except on resume, where the lines of steps
+ * after the checkpoint (and a torn last line) are dropped by writing a new file and renaming it.
+ */
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { simpleGit } from 'simple-git';
+import { SafetensorsFile } from '../formats/safetensors.js';
+import { type TensorToWrite, writeSafetensors } from '../formats/safetensors-write.js';
+import type { ModelConfig } from '../model/Model.js';
+import { MotifError } from '../native/errors.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapter, readF32, replaceDir, writeAdapterFiles } from './peft.js';
+import type { LoraConfig, OptimizerState } from './types.js';
+
+/** The git state of a working directory. */
+export interface GitState {
+  commit: string | null;
+  dirty: boolean;
+  branch: string | null;
+}
+
+/** What a checkpoint's trainer_state.json holds besides the adapter and optimizer. */
+export interface TrainerState {
+  format: 'motif-native-trainer-state';
+  version: 1;
+  /** Optimizer steps completed (the checkpoint's N). */
+  step: number;
+  /** Questions consumed from the seeded data order. */
+  dataCursor: number;
+  /** State of the trainer's sampling-seed RNG. */
+  rngState: number;
+  /** Schedule position (steps taken, skipped ones included) and the last lr used. */
+  schedule: { position: number; lastLr: number };
+  /** Hash of the semantic training config, to refuse resuming a different run. */
+  configHash: string;
+  /** Updates skipped for NaN/Inf so far. */
+  skippedSteps: number;
+  time: string;
+}
+
+/** A complete checkpoint found on disk. */
+export interface CheckpointInfo {
+  step: number;
+  dir: string;
+  state: TrainerState;
+}
+
+/** The run's manifest file. */
+export const MANIFEST = 'manifest.json';
+/** One metrics object per step. */
+export const METRICS = 'metrics.jsonl';
+/** Sample trajectories, appended per step. */
+export const SAMPLES = 'samples.jsonl';
+/** Folder of the step-N checkpoints. */
+export const CHECKPOINTS = 'checkpoints';
+/** A checkpoint's AdamW moments (safetensors; step count in __metadata__). */
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** A checkpoint's trainer state (JSON). */
+export const TRAINER_STATE = 'trainer_state.json';
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+/** Writes `text` to `file` atomically (temporary file + rename). */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw new MotifError('ERR_MOTIF_IO', `${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? err})`, {
+      cause: err,
+    });
+  }
+}
+
+/** The commit, dirty state and branch of the git repository at `cwd`, or null when it is not one (or git is missing). */
+export async function gitState(cwd: string = process.cwd()): Promise<GitState | null> {
+  try {
+    const git = simpleGit({ baseDir: cwd });
+    if (!(await git.checkIsRepo())) return null;
+    let commit: string | null = null;
+    try {
+      commit = (await git.revparse(['HEAD'])).trim() || null;
+    } catch {
+      commit = null; // a repository with no commits yet
+    }
+    const status = await git.status();
+    return { commit, dirty: !status.isClean(), branch: status.current ?? null };
+  } catch {
+    return null;
+  }
+}
+
+/** Parses the lines of a JSONL log, dropping a torn (unparseable) last line. */
+function parseLog(text: string, file: string): Record<string, unknown>[] {
+  const lines = text.split('\n');
+  const out: Record<string, unknown>[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim() !== ''))
+        throw new MotifError('ERR_MOTIF_FORMAT', `${file}:${i + 1}: not a JSON line; the log is damaged`);
+    }
+  });
+  return out;
+}
+
+/** The newest complete checkpoint of a run folder (checkpoints/step-N with every file and a valid state), or undefined. */
+export async function latestCheckpoint(runDir: string): Promise<CheckpointInfo | undefined> {
+  const dir = path.join(path.resolve(runDir), CHECKPOINTS);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return undefined;
+  }
+  const steps = names
+    .map((n) => /^step-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  for (const step of steps) {
+    const ck = path.join(dir, `step-${step}`);
+    const files = [ADAPTER_CONFIG, ADAPTER_WEIGHTS, OPTIMIZER_FILE, TRAINER_STATE];
+    if (!(await Promise.all(files.map((f) => exists(path.join(ck, f))))).every(Boolean)) continue;
+    try {
+      const state = JSON.parse(await readFile(path.join(ck, TRAINER_STATE), 'utf8')) as TrainerState;
+      if (state.format !== 'motif-native-trainer-state' || state.step !== step) continue;
+      return { step, dir: ck, state };
+    } catch {}
+  }
+  return undefined;
+}
+
+/** Everything a checkpoint holds, as read back. */
+export interface LoadedCheckpoint {
+  state: TrainerState;
+  lora: LoraConfig;
+  adapter: Map<string, Float32Array>;
+  optimizer: OptimizerState;
+}
+
+/** A run folder: manifest, logs and checkpoints. */
+export class RunDir {
+  /** Absolute path of the folder. */
+  readonly dir: string;
+
+  /** @internal Use RunDir.open(). */
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Path of manifest.json. */
+  get manifestPath(): string {
+    return path.join(this.dir, MANIFEST);
+  }
+  /** Path of metrics.jsonl. */
+  get metricsPath(): string {
+    return path.join(this.dir, METRICS);
+  }
+  /** Path of samples.jsonl. */
+  get samplesPath(): string {
+    return path.join(this.dir, SAMPLES);
+  }
+  /** Path of checkpoints/. */
+  get checkpointsDir(): string {
+    return path.join(this.dir, CHECKPOINTS);
+  }
+
+  /**
+   * Opens (creating it when needed) a run folder. A fresh run (`resume` false) refuses a folder
+   * that already holds a run (a manifest or checkpoints), so nothing of an earlier run is overwritten.
+   */
+  static async open(dir: string, options: { resume: boolean }): Promise<RunDir> {
+    const abs = path.resolve(dir);
+    try {
+      await mkdir(path.join(abs, CHECKPOINTS), { recursive: true });
+    } catch (err) {
+      throw new MotifError(
+        'ERR_MOTIF_IO',
+        `${abs}: cannot create the run folder (${(err as NodeJS.ErrnoException).code})`,
+        {
+          cause: err,
+        },
+      );
+    }
+    const run = new RunDir(abs);
+    if (!options.resume) {
+      const logged = await stat(run.metricsPath).then(
+        (st) => st.size > 0,
+        () => false,
+      );
+      const hasRun =
+        logged ||
+        (await exists(run.manifestPath)) ||
+        (await readdir(run.checkpointsDir)).some((n) => /^step-\d+$/.test(n));
+      if (hasRun)
+        throw new MotifError(
+          'ERR_MOTIF_INVALID_ARGUMENT',
+          `${abs} already holds a training run; pass --resume to continue it, or choose another --run-dir`,
+        );
+    }
+    // Leftovers of checkpoints that were being written when a run was killed.
+    for (const n of await readdir(run.checkpointsDir))
+      if (n.startsWith('.')) await rm(path.join(run.checkpointsDir, n), { recursive: true, force: true });
+    return run;
+  }
+
+  /** Writes manifest.json (atomically). */
+  async writeManifest(manifest: Record<string, unknown>): Promise<void> {
+    await writeFileAtomic(this.manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+  }
+
+  /** Reads manifest.json, or undefined when there is none. */
+  async readManifest(): Promise<Record<string, unknown> | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.manifestPath, 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new MotifError('ERR_MOTIF_FORMAT', `${this.manifestPath}: not valid JSON (${(err as Error).message})`);
+    }
+  }
+
+  /** Appends one line to metrics.jsonl. */
+  async appendMetrics(metrics: Record<string, unknown>): Promise<void> {
+    await appendFile(this.metricsPath, `${JSON.stringify(metrics)}\n`);
+  }
+
+  /** Appends lines to samples.jsonl. */
+  async appendSamples(samples: readonly Record<string, unknown>[]): Promise<void> {
+    if (samples.length === 0) return;
+    await appendFile(this.samplesPath, samples.map((s) => `${JSON.stringify(s)}\n`).join(''));
+  }
+
+  /** Reads metrics.jsonl (a torn last line is left out). */
+  async readMetrics(): Promise<Record<string, unknown>[]> {
+    const text = await readFile(this.metricsPath, 'utf8').catch(() => '');
+    return parseLog(text, this.metricsPath);
+  }
+
+  /** Rewrites metrics.jsonl and samples.jsonl keeping only lines of steps <= `step` (new file + rename). */
+  async truncateLogs(step: number): Promise<void> {
+    for (const file of [this.metricsPath, this.samplesPath]) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      const kept = parseLog(text, file).filter((o) => typeof o.step === 'number' && o.step <= step);
+      await writeFileAtomic(file, kept.map((o) => `${JSON.stringify(o)}\n`).join(''));
+    }
+  }
+
+  /**
+   * Writes checkpoints/step-N: the adapter (PEFT files), the optimizer state and the trainer
+   * state, into a temporary folder renamed into place when complete. Refuses non-finite tensors.
+   */
+  async saveCheckpoint(args: {
+    state: TrainerState;
+    lora: LoraConfig;
+    adapter: ReadonlyMap<string, Float32Array>;
+    optimizer: OptimizerState;
+    modelConfig: ModelConfig;
+    baseModel?: string | null;
+  }): Promise<string> {
+    const { state } = args;
+    for (const [name, t] of [...args.adapter, ...args.optimizer.tensors])
+      if (!allFinite(t))
+        throw new MotifError(
+          'ERR_MOTIF_INTERNAL',
+          `checkpoint of step ${state.step}: tensor '${name}' holds NaN/Inf; not saved`,
+        );
+    const dir = path.join(this.checkpointsDir, `step-${state.step}`);
+    await replaceDir(dir, async (tmp) => {
+      await writeAdapterFiles(tmp, args.lora, args.adapter, args.modelConfig, { baseModel: args.baseModel ?? null });
+      const opt = new Map<string, TensorToWrite>();
+      for (const [name, t] of args.optimizer.tensors) opt.set(name, { data: t, shape: [t.length] });
+      await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), opt, {
+        metadata: { optimizer: 'adamw', step: String(args.optimizer.step) },
+      });
+      await writeFile(path.join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
+    });
+    return dir;
+  }
+
+  /** Reads a checkpoint folder back: trainer state, adapter (checked against the model config) and optimizer state. */
+  static async loadCheckpoint(dir: string, modelConfig: ModelConfig): Promise<LoadedCheckpoint> {
+    const stateFile = path.join(dir, TRAINER_STATE);
+    let state: TrainerState;
+    try {
+      state = JSON.parse(await readFile(stateFile, 'utf8')) as TrainerState;
+    } catch (err) {
+      throw new MotifError(
+        'ERR_MOTIF_FORMAT',
+        `${stateFile}: cannot read the trainer state (${(err as Error).message})`,
+      );
+    }
+    const { lora, tensors } = await readAdapter(dir, modelConfig);
+    const file = await SafetensorsFile.open(path.join(dir, OPTIMIZER_FILE));
+    try {
+      const tensorsOpt = new Map<string, Float32Array>();
+      for (const name of file.tensors.keys()) tensorsOpt.set(name, await readF32(file, name));
+      const step = Number(file.metadata.step);
+      if (!Number.isInteger(step) || step < 0)
+        throw new MotifError('ERR_MOTIF_FORMAT', `${file.path}: __metadata__.step must be the optimizer's step count`);
+      return { state, lora, adapter: tensors, optimizer: { step, tensors: tensorsOpt } };
+    } finally {
+      await file.close();
+    }
+  }
+}
+
+/** True when every value of `t` is finite. */
+export function allFinite(t: Float32Array): boolean {
+  for (let i = 0; i < t.length; i++) if (!Number.isFinite(t[i])) return false;
+  return true;
+}
