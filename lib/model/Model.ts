@@ -198,10 +198,20 @@ export class Model {
       const abort = () => native.abortGenerate();
       signal?.addEventListener('abort', abort, { once: true });
       let out: Awaited<ReturnType<AddonModel['generate']>>;
+      let callbackError: { error: unknown } | undefined;
       try {
         const running = native.generate(
           plain,
-          onToken && ((request, completion, token, logprob) => onToken({ request, completion, token, logprob })),
+          onToken &&
+            ((request, completion, token, logprob) => {
+              if (callbackError) return;
+              try {
+                onToken({ request, completion, token, logprob });
+              } catch (error) {
+                callbackError = { error }; // stop generating; rethrown below
+                abort();
+              }
+            }),
         );
         if (signal?.aborted) abort();
         out = await running;
@@ -210,6 +220,7 @@ export class Model {
       } finally {
         signal?.removeEventListener('abort', abort);
       }
+      if (callbackError) throw callbackError.error;
       this.lastGenerateStats = out.stats;
       const tok = this.tokenizer;
       return out.results.map((r) => ({

@@ -5,6 +5,8 @@
 // streaming, called through a thread-safe function as tokens are sampled. The result is
 // { results: [{ completions: [{ tokens: Int32Array, logprobs: Float32Array, finishReason }] }],
 //   stats: {...} }.
+#include <future>
+
 #include "AddonModel.h"
 #include "workers.h"
 
@@ -15,6 +17,12 @@ namespace {
 struct TokenEvent {
   int32_t request, completion, token;
   float logprob;
+};
+
+// One step's tokens on their way to JS, and the signal that JS has run the callbacks.
+struct StepDelivery {
+  std::vector<TokenEvent> events;
+  std::promise<void> done;
 };
 
 std::vector<int32_t> int_vector(const Napi::Value& v, const char* what) {
@@ -56,14 +64,33 @@ class GenerateWorker : public PromiseWorker {
     motif::GenerateHooks hooks;
     hooks.abort = &owner_->abort_flag;
     if (streaming_) {
+      // Tokens are collected per step and handed to JS once per step; the engine waits until
+      // JS has seen them, so events arrive in order, all before the Promise settles, and an
+      // abort requested from a callback takes effect at the next step.
       hooks.on_token = [this](int32_t request, int32_t completion, int32_t token, float logprob) {
-        auto* ev = new TokenEvent{request, completion, token, logprob};
-        const napi_status st = tsfn_.NonBlockingCall(ev, [](Napi::Env env, Napi::Function fn, TokenEvent* e) {
-          fn.Call({Napi::Number::New(env, e->request), Napi::Number::New(env, e->completion),
-                   Napi::Number::New(env, e->token), Napi::Number::New(env, e->logprob)});
-          delete e;
+        step_events_.push_back(TokenEvent{request, completion, token, logprob});
+      };
+      hooks.on_step = [this] {
+        if (step_events_.empty()) return;
+        auto* batch = new StepDelivery{std::move(step_events_), {}};
+        step_events_.clear();
+        std::future<void> delivered = batch->done.get_future();
+        const napi_status st = tsfn_.BlockingCall(batch, [](Napi::Env env, Napi::Function fn, StepDelivery* d) {
+          try {
+            for (const TokenEvent& e : d->events)
+              fn.Call({Napi::Number::New(env, e.request), Napi::Number::New(env, e.completion),
+                       Napi::Number::New(env, e.token), Napi::Number::New(env, e.logprob)});
+          } catch (const Napi::Error&) {
+            // lib/model/Model.ts catches callback errors itself; never leave the engine waiting
+          }
+          d->done.set_value();
+          delete d;
         });
-        if (st != napi_ok) delete ev;
+        if (st != napi_ok) {
+          delete batch;  // the environment is closing: nobody will wait for the events
+          return;
+        }
+        delivered.wait();
       };
     }
     try {
@@ -122,6 +149,7 @@ class GenerateWorker : public PromiseWorker {
   motif::GenerateStats stats_;
   Napi::ThreadSafeFunction tsfn_;
   bool streaming_ = false;
+  std::vector<TokenEvent> step_events_;
 };
 
 }  // namespace

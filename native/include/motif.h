@@ -101,6 +101,8 @@ struct GenerateHooks {
   const std::atomic<bool>* abort = nullptr;  // when set: unfinished completions end with Abort
   // Called on the generating thread for every sampled token.
   std::function<void(int32_t request, int32_t completion, int32_t token, float logprob)> on_token;
+  // Called on the generating thread after each step's tokens (the abort flag is read next).
+  std::function<void()> on_step;
 };
 
 struct KvCacheStats {

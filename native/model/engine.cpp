@@ -412,6 +412,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
       }
     for (auto& c : forked)
       if (!c->done) seqs.push_back(std::move(c));
+    if (hooks.on_step) hooks.on_step();
   }
 
   stats.seconds = std::chrono::duration<double>(clock::now() - t_start).count();

@@ -233,6 +233,21 @@ describe('stopping, streaming, aborting', () => {
   });
 });
 
+describe('a throwing onToken callback', () => {
+  it('rejects the call with that error and frees everything', async () => {
+    const boom = new Error('callback failed');
+    await assert.rejects(
+      model.generate([{ tokens: prompts[1], maxTokens: 50, temperature: 0, stopTokens: [] }], {
+        onToken: () => {
+          throw boom;
+        },
+      }),
+      (e: unknown) => e === boom,
+    );
+    await expectNoLeak(model);
+  });
+});
+
 describe('bad requests are rejected clearly', () => {
   const bad: Array<[string, GenerateRequest, string]> = [
     ['empty prompt', { tokens: [], maxTokens: 4 }, 'prompt'],
