@@ -34,10 +34,12 @@ class ForwardWorker : public PromiseWorker {
                 Napi::TypedArrayOf<int32_t> seq_lens, Napi::TypedArrayOf<float> out)
       : PromiseWorker(env),
         owner_(owner),
-        tokens_(tokens.Data()),
-        seq_lens_(seq_lens.Data()),
-        n_seqs_(int32_t(seq_lens.ElementLength())),
-        out_(out.Data()) {
+        tokens_(tokens.Data(), tokens.Data() + tokens.ElementLength()),
+        seq_lens_(seq_lens.Data(), seq_lens.Data() + seq_lens.ElementLength()),
+        logits_(out.ElementLength()),
+        out_(Napi::Persistent(out)) {
+    // Inputs are copied and the logits computed into native memory, then copied into `out` on the
+    // JS thread: a buffer detached (transferred) mid-call is never written.
     // Keep the inputs, the output and the model object alive until the worker is done.
     Pin("self", self);
     Pin("tokens", tokens);
@@ -46,15 +48,24 @@ class ForwardWorker : public PromiseWorker {
   }
 
  protected:
-  void Run() override { motif::model_forward(owner_->model(), tokens_, seq_lens_, n_seqs_, out_); }
+  void Run() override {
+    motif::model_forward(owner_->model(), tokens_.data(), seq_lens_.data(), int32_t(seq_lens_.size()), logits_.data());
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Float32Array out = out_.Value().As<Napi::Float32Array>();
+    if (out.ElementLength() != logits_.size())
+      throw make_error(env, "ERR_MOTIF_INVALID_ARGUMENT", "forward: the output buffer was detached during the call");
+    std::copy(logits_.begin(), logits_.end(), out.Data());
+    return env.Undefined();
+  }
   void Settled() override { owner_->end_call(); }
 
  private:
   AddonModel* owner_;
-  const int32_t* tokens_;
-  const int32_t* seq_lens_;
-  int32_t n_seqs_;
-  float* out_;
+  std::vector<int32_t> tokens_;
+  std::vector<int32_t> seq_lens_;
+  std::vector<float> logits_;
+  Napi::Reference<Napi::Float32Array> out_;
 };
 
 }  // namespace

@@ -435,7 +435,11 @@ std::vector<Case> build_cases() {
          [v0 = v0](Backend& b, std::vector<Tensor>& t) { b.lmhead_grad_forward(t[0], v0, t[1], 0.8f, t[2], t[3]); }});
   }
   for (int64_t n : {1, 37, 5000})
-    cases.push_back({Op::scale_forward, "n=" + std::to_string(n), 0.0, {random_data(rng, DType::F32, {n})}, {0},
+    cases.push_back({Op::scale_forward,
+                     "n=" + std::to_string(n),
+                     0.0,
+                     {random_data(rng, DType::F32, {n})},
+                     {0},
                      [](Backend& b, std::vector<Tensor>& t) { b.scale_forward(t[0], -1.75f); }});
   for (int64_t n : {1, 37, 5000})
     cases.push_back({Op::adamw_update,
