@@ -10,6 +10,7 @@ import { evalCommand } from './commands/EvalCommand.js';
 import { exportGgufCommand } from './commands/ExportGgufCommand.js';
 import { generateCommand } from './commands/GenerateCommand.js';
 import { infoCommand } from './commands/InfoCommand.js';
+import { mergeCommand } from './commands/MergeCommand.js';
 import { trainCommand } from './commands/TrainCommand.js';
 
 function report(err: unknown): never {
@@ -26,6 +27,7 @@ await yargs(hideBin(process.argv))
   .command(trainCommand)
   .command(evalCommand)
   .command(generateCommand)
+  .command(mergeCommand)
   .command(exportGgufCommand)
   .command(infoCommand)
   .demandCommand(1, 'Name a command (see the list above).')

@@ -271,6 +271,12 @@ function ggmlType(d: FloatDtype): GgmlTypeName {
 }
 
 /** llama3 rope: per-frequency divisors of the base frequencies, as llama.cpp's rope_freqs tensor holds them. */
+/** Reads and parses `dir`/config.json (see {@link parseExportConfig}). */
+export async function readExportConfig(dir: string): Promise<ExportModelConfig> {
+  const file = path.join(dir, 'config.json');
+  return parseExportConfig(file, await readJsonFile(file, "the model's config.json", true));
+}
+
 export function llama3RopeFreqFactors(cfg: ExportModelConfig): Float32Array {
   if (cfg.rope.type !== 'llama3') throw new MotifError('ERR_MOTIF_INTERNAL', 'llama3RopeFreqFactors: not llama3 rope');
   const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = cfg.rope;

@@ -16,6 +16,7 @@ import {
 } from '../native/binding.js';
 import { invalidParameterError, MotifError, withJsStack } from '../native/errors.js';
 import { loadTokenizer, type Tokenizer } from '../text/tokenizer.js';
+import { loadAdapter } from '../train/peft.js';
 import type { GrpoBatch, LoraConfig, LossResult, OptimizerOptions, OptimizerState } from '../train/types.js';
 import { type GenerateRequest, type GenerateResult, toNativeRequests } from './generate.js';
 import { AsyncLock } from './lock.js';
@@ -44,6 +45,8 @@ export interface LoadModelOptions {
   maxStepTokens?: number;
   /** Load tokenizer.json when the folder has one (default true). */
   tokenizer?: boolean;
+  /** A PEFT LoRA folder to apply (ours or HF PEFT's: adapter_config.json + adapter_model.safetensors). */
+  adapter?: string;
 }
 
 export interface GenerateOptions {
@@ -87,6 +90,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const kvBlockSize = options.kvBlockSize ?? 16;
   if (!Number.isInteger(kvBlockSize) || kvBlockSize < 1 || kvBlockSize > 1024)
     throw invalidParameterError('options.kvBlockSize', 'an integer in [1, 1024]', options.kvBlockSize);
+  if (options.adapter !== undefined && (typeof options.adapter !== 'string' || options.adapter.length === 0))
+    throw invalidParameterError('options.adapter', 'a PEFT adapter folder path', options.adapter);
   const maxStepTokens = options.maxStepTokens ?? 256;
   if (!Number.isInteger(maxStepTokens) || maxStepTokens < 1)
     throw invalidParameterError('options.maxStepTokens', 'a positive integer', options.maxStepTokens);
@@ -108,7 +113,16 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       throw err;
     }
   }
-  return new Model(native, folder, tokenizer);
+  const model = new Model(native, folder, tokenizer);
+  if (options.adapter !== undefined) {
+    try {
+      await loadAdapter(model, options.adapter);
+    } catch (err) {
+      await model.dispose();
+      throw err;
+    }
+  }
+  return model;
 }
 
 export class Model {

@@ -65,8 +65,8 @@ export function toNativeBatch(batch: GrpoBatch, vocab: number): Record<string, u
     return v;
   };
   const lossType = batch.lossType ?? 'grpo';
-  if (!['grpo', 'bnpo', 'dr_grpo'].includes(lossType))
-    throw invalidParameterError('batch.lossType', "'grpo', 'bnpo' or 'dr_grpo'", batch.lossType);
+  if (!['grpo', 'bnpo', 'dr_grpo', 'sft'].includes(lossType))
+    throw invalidParameterError('batch.lossType', "'grpo', 'bnpo', 'dr_grpo' or 'sft'", batch.lossType);
   const scaleRewards = batch.scaleRewards ?? 'group';
   if (!['group', 'batch', 'none'].includes(scaleRewards))
     throw invalidParameterError('batch.scaleRewards', "'group', 'batch' or 'none'", batch.scaleRewards);

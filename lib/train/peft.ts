@@ -25,6 +25,12 @@ export const ADAPTER_CONFIG = 'adapter_config.json';
 /** File name of a PEFT adapter's tensors. */
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
+/** The sizes of a model that an adapter's shapes depend on (a subset of the engine's ModelConfig). */
+export type AdapterModelShape = Pick<
+  ModelConfig,
+  'hiddenSize' | 'numHeads' | 'numKvHeads' | 'headDim' | 'intermediateSize' | 'numLayers'
+>;
+
 const ATTN: ReadonlySet<string> = new Set(['q_proj', 'k_proj', 'v_proj', 'o_proj']);
 
 /** PEFT's name of one LoRA matrix: layer `layer`, projection `target`, `A` or `B`. */
@@ -34,7 +40,7 @@ export function loraTensorName(layer: number, target: string, which: 'A' | 'B'):
 }
 
 /** [out, in] of a projection for a model config. */
-export function projectionShape(config: ModelConfig, target: string): [number, number] {
+export function projectionShape(config: AdapterModelShape, target: string): [number, number] {
   const h = config.hiddenSize;
   const q = config.numHeads * config.headDim;
   const kv = config.numKvHeads * config.headDim;
@@ -61,7 +67,10 @@ export function projectionShape(config: ModelConfig, target: string): [number, n
 }
 
 /** Every tensor of an adapter with its expected shape, in layer / target / A-B order. */
-export function adapterShapes(config: ModelConfig, lora: Pick<LoraConfig, 'rank' | 'targets'>): Map<string, number[]> {
+export function adapterShapes(
+  config: AdapterModelShape,
+  lora: Pick<LoraConfig, 'rank' | 'targets'>,
+): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (let i = 0; i < config.numLayers; i++)
     for (const t of LORA_TARGETS) {
@@ -299,7 +308,7 @@ export async function readF32(file: SafetensorsFile, name: string): Promise<Floa
  * each target, shapes [r, in] / [out, r]). Targets come from the tensors (target_modules may be a
  * regex or "all-linear" in PEFT); a target listed in the config but without tensors is an error.
  */
-export async function readAdapter(dir: string, modelConfig: ModelConfig): Promise<ReadAdapter> {
+export async function readAdapter(dir: string, modelConfig: AdapterModelShape): Promise<ReadAdapter> {
   const abs = path.resolve(dir);
   const cfgFile = path.join(abs, ADAPTER_CONFIG);
   const { cfg, lora } = await readAdapterConfig(cfgFile);

@@ -34,7 +34,11 @@ export interface LoraConfig {
 }
 
 /** GRPO loss variants, as TRL names them. */
-export type LossType = 'grpo' | 'bnpo' | 'dr_grpo';
+/**
+ * The loss of {@link TrainableModel.lossAndGradients}: TRL's GRPO aggregations, or 'sft' — the mean
+ * negative log-likelihood of the completion tokens (supervised fine-tuning; rewards are ignored).
+ */
+export type LossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'sft';
 
 /** How group-relative advantages are scaled: by the group's std, the batch's std, or not at all. */
 export type ScaleRewards = 'group' | 'batch' | 'none';

@@ -6,6 +6,8 @@
 // all tokens) or 'dr_grpo' (sum / (sequences x max_completion_length)). Advantages per group of
 // group_size: (r - mean) / (std + 1e-4) with the unbiased std ('group': the group's, 'batch': the
 // whole batch's), or r - mean ('none'). The gradient wrt logp is what train_pass backpropagates.
+// lossType 'sft' is supervised fine-tuning on the same path: the mean negative log-likelihood of
+// the completion tokens (rewards, advantages, ratios, clipping and beta play no part).
 #include "grpo.h"
 
 #include <cmath>
@@ -50,8 +52,9 @@ GrpoResult grpo_loss_and_grads(Qwen2Model& model, const GrpoBatch& batch, float 
   MOTIF_CHECK(n >= 1, InvalidArgument, "the batch has no completions");
   MOTIF_CHECK(batch.prompt_of.size() == n && batch.rewards.size() == n, InvalidArgument,
               "rewards and prompts must have one entry per completion");
-  MOTIF_CHECK(batch.loss_type == "grpo" || batch.loss_type == "bnpo" || batch.loss_type == "dr_grpo", InvalidArgument,
-              "lossType must be 'grpo', 'bnpo' or 'dr_grpo', got '" + batch.loss_type + "'");
+  const bool sft = batch.loss_type == "sft";
+  MOTIF_CHECK(sft || batch.loss_type == "grpo" || batch.loss_type == "bnpo" || batch.loss_type == "dr_grpo",
+              InvalidArgument, "lossType must be 'grpo', 'bnpo', 'dr_grpo' or 'sft', got '" + batch.loss_type + "'");
   MOTIF_CHECK(batch.epsilon >= 0 && batch.epsilon_high >= 0 && batch.beta >= 0 && batch.temperature > 0,
               InvalidArgument, "epsilon, epsilonHigh and beta must be >= 0 and temperature > 0");
 
@@ -87,7 +90,9 @@ GrpoResult grpo_loss_and_grads(Qwen2Model& model, const GrpoBatch& batch, float 
 
   GrpoResult res;
   res.tokens = total_tokens;
-  if (!batch.advantages.empty()) {
+  if (sft) {
+    res.advantages.assign(n, 0.0f);
+  } else if (!batch.advantages.empty()) {
     MOTIF_CHECK(batch.advantages.size() == n, InvalidArgument, "advantages must have one value per completion");
     res.advantages = batch.advantages;
   } else {
@@ -97,7 +102,7 @@ GrpoResult grpo_loss_and_grads(Qwen2Model& model, const GrpoBatch& batch, float 
 
   // Reference log-probs: the adapter disabled (only needed, and only computed, when beta > 0).
   std::vector<float> ref_rows;
-  if (batch.beta > 0 && batch.ref_logps.empty()) {
+  if (!sft && batch.beta > 0 && batch.ref_logps.empty()) {
     const bool was = model.lora_enabled();
     model.set_lora_enabled(false);
     try {
@@ -121,6 +126,12 @@ GrpoResult grpo_loss_and_grads(Qwen2Model& model, const GrpoBatch& batch, float 
     loss = kl_sum = clipped = 0;
     for_tokens([&](size_t i, size_t, size_t row, size_t flat) {
       const double lp = logp[row];
+      if (sft) {  // mean negative log-likelihood over every completion token
+        const double w = 1.0 / double(total_tokens);
+        loss -= w * lp;
+        coef[row] = float(-w * grad_scale);
+        return;
+      }
       const double old = batch.old_logps.empty() ? lp : double(batch.old_logps[flat]);
       const double A = res.advantages[i];
       const double ratio = std::exp(lp - old);
