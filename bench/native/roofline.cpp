@@ -8,14 +8,15 @@
 //   --size-mib M   read buffer size in MiB (default 1024; keep it far larger than the last-level cache)
 //   --runs R       timed runs of each measurement, the median is reported (default 5)
 //   --json         print one JSON object:
-//                  {"threads":N,"readBandwidthGBs":x,"fmaPeakGflops":y,"simd":"avx2-fma"|"scalar"}
+//                  {"threads":N,"readBandwidthGBs":x,"fmaPeakGflops":y,"simd":"avx512f"|"avx2-fma"|"scalar"}
 //
 // Read bandwidth: each thread streams its own disjoint, contiguous slice of one buffer (first touched by
 // that thread), summing it with AVX2 loads into 8 accumulators; the sums are published so the loads
 // cannot be elided. bandwidth = buffer bytes / wall time of the slowest thread, GB = 1e9 bytes.
-// FMA peak: each thread runs 12 independent chains acc = fma(acc, a, b) on 8-float vectors (12 chains
-// cover a 4–6 cycle FMA latency on two pipes); flops = 2 × 8 × 12 per iteration. The loop length is
-// calibrated to about 0.3 s per run. Without AVX2+FMA at compile time both use a scalar fallback.
+// FMA peak: each thread runs 12 independent chains acc = fma(acc, a, b) on the widest vectors the
+// engine's kernels use (16 floats with AVX-512F, else 8; 12 chains cover a 4–6 cycle FMA latency on
+// two pipes); flops = 2 × lanes × 12 per iteration. The loop length is calibrated to about 0.3 s per
+// run. Without AVX2+FMA at compile time both use a scalar fallback.
 // Threads are pinned to CPUs 0..N-1 when the OS allows it. Timings are for reports, never for tests.
 
 #include <algorithm>
@@ -31,7 +32,12 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define ROOFLINE_AVX2 1
+#if defined(__AVX512F__)
+#define ROOFLINE_AVX512 1
+static const char* const kSimd = "avx512f";
+#else
 static const char* const kSimd = "avx2-fma";
+#endif
 #else
 #define ROOFLINE_AVX2 0
 static const char* const kSimd = "scalar";
@@ -152,10 +158,39 @@ double measure_read_bandwidth(int threads, size_t bytes, int runs, std::vector<d
 // fp32 FMA peak
 
 constexpr int kChains = 12;
+#if ROOFLINE_AVX512
+constexpr double kFlopsPerIter = 2.0 * 16 * kChains;  // one FMA = 2 flops, 16 lanes, 12 chains
+#else
 constexpr double kFlopsPerIter = 2.0 * 8 * kChains;  // one FMA = 2 flops, 8 lanes, 12 chains
+#endif
 
 float fma_chains(long iters, int seed) {
-#if ROOFLINE_AVX2
+#if ROOFLINE_AVX512
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-3f);
+  __m512 c[kChains];
+  for (int j = 0; j < kChains; ++j) c[j] = _mm512_set1_ps(0.01f * float(seed + j));
+  for (long i = 0; i < iters; ++i) {
+    c[0] = _mm512_fmadd_ps(c[0], a, b);
+    c[1] = _mm512_fmadd_ps(c[1], a, b);
+    c[2] = _mm512_fmadd_ps(c[2], a, b);
+    c[3] = _mm512_fmadd_ps(c[3], a, b);
+    c[4] = _mm512_fmadd_ps(c[4], a, b);
+    c[5] = _mm512_fmadd_ps(c[5], a, b);
+    c[6] = _mm512_fmadd_ps(c[6], a, b);
+    c[7] = _mm512_fmadd_ps(c[7], a, b);
+    c[8] = _mm512_fmadd_ps(c[8], a, b);
+    c[9] = _mm512_fmadd_ps(c[9], a, b);
+    c[10] = _mm512_fmadd_ps(c[10], a, b);
+    c[11] = _mm512_fmadd_ps(c[11], a, b);
+  }
+  alignas(64) float lanes[16];
+  float total = 0;
+  for (int j = 0; j < kChains; ++j) {
+    _mm512_store_ps(lanes, c[j]);
+    for (float f : lanes) total += f;
+  }
+  return total;
+#elif ROOFLINE_AVX2
   const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-3f);
   __m256 c0 = _mm256_set1_ps(0.01f * seed), c1 = _mm256_set1_ps(0.1f), c2 = _mm256_set1_ps(0.2f),
          c3 = _mm256_set1_ps(0.3f), c4 = _mm256_set1_ps(0.4f), c5 = _mm256_set1_ps(0.5f), c6 = _mm256_set1_ps(0.6f),

@@ -167,9 +167,21 @@ std::vector<Case> build_cases() {
                        [](Backend& b, std::vector<Tensor>& t) { b.rmsnorm_forward(t[0], t[1], t[2], 1e-6f); }});
     }
 
-  const std::vector<std::tuple<int64_t, int64_t, int64_t>> mm_shapes = {{1, 64, 64},   {1, 37, 29},   {2, 96, 67},
-                                                                        {3, 37, 29},   {4, 896, 128}, {5, 96, 67},
-                                                                        {64, 128, 48}, {67, 131, 97}, {130, 64, 19}};
+  const std::vector<std::tuple<int64_t, int64_t, int64_t>> mm_shapes = {
+      {1, 64, 64},
+      {1, 37, 29},
+      {2, 96, 67},
+      {3, 37, 29},
+      {4, 896, 128},
+      {5, 96, 67},
+      {64, 128, 48},
+      {67, 131, 97},
+      {130, 64, 19},
+      // decode batches (streamed, rows in groups of 12)
+      {7, 131, 53},
+      {11, 33, 25},
+      {16, 80, 100},
+      {17, 40, 31}};
   for (DType wt : kFloatTypes)
     for (auto [T, K, N] : mm_shapes)
       for (bool bias : {false, true}) {

@@ -120,7 +120,9 @@ std::unique_ptr<Backend> backend_cpu_create(const BackendOptions& opts) {
 }
 
 const char* cpu_simd_level() {
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__AVX512F__) && !defined(MOTIF_NO_AVX512)
+  return "avx512f+fma+f16c";
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
   return "avx2+fma+f16c";
 #else
   return "scalar";

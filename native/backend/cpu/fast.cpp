@@ -2,8 +2,8 @@
 //
 // Each op computes what its ref:: twin in ref.cpp computes (test-backend-ops holds them to
 // it); only the order of float additions differs. The hot op is matmul_forward:
-//   - few tokens (decode): each weight row is streamed once from its mapped file, widened
-//     from bf16/f16 in registers, and dotted with every token (memory-bound);
+//   - few tokens (decode, up to 16): each weight row is streamed once from its mapped file,
+//     widened from bf16/f16 in registers, and dotted with every token (memory-bound);
 //   - many tokens (prefill): a block of 16 weight rows is widened once into a per-thread
 //     f32 scratch and reused across a block of 64 tokens by a 4x3 register-tiled kernel
 //     (compute-bound).
@@ -35,8 +35,14 @@ int64_t chunk_size(int64_t n, int threads, int64_t min_chunk) {
 
 // ---------------------------------------------------------------------------------
 // matmul micro-kernel: out[t][n] (+)= dot(x[t, 0:K], w[n, 0:K]) for TT tokens x NN rows.
+//
+// With kPrefetch the next tile's NN rows are prefetched, one cache line per row per 64 bytes of
+// this tile's progress. Reading weights straight from memory (decode), NN rows of a few KiB each
+// are NN short interleaved streams that the hardware prefetcher barely picks up before they end;
+// on the development machine this doubled the bandwidth a bf16 matvec gets from mapped weights.
+// (Prefetching past the end of the tensor is harmless: prefetches never fault.)
 
-template <int TT, int NN, typename WT>
+template <int TT, int NN, typename WT, bool kPrefetch = false>
 void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw, int64_t K, float* out, int64_t ldo) {
   float res[TT][NN];
   int64_t k = 0;
@@ -44,7 +50,12 @@ void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw
   simd::vec acc[TT][NN];
   for (int t = 0; t < TT; t++)
     for (int n = 0; n < NN; n++) acc[t][n] = simd::zero();
-  for (; k + 8 <= K; k += 8) {
+  for (; k + simd::kWidth <= K; k += simd::kWidth) {
+    if constexpr (kPrefetch) {
+      constexpr int64_t kLine = 64 / int64_t(sizeof(WT));  // elements per cache line
+      if (k % kLine == 0)
+        for (int n = 0; n < NN; n++) _mm_prefetch(reinterpret_cast<const char*>(w + (n + NN) * ldw + k), _MM_HINT_T0);
+    }
     simd::vec wv[NN];
     for (int n = 0; n < NN; n++) {
       if constexpr (sizeof(WT) == 4)
@@ -76,14 +87,16 @@ void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw
 
 // Runs the tiles over a [tn x nn] block: tokens in tiles of up to 4, rows in tiles sized
 // so accumulators + operands fit the 16 vector registers.
-template <typename WT>
+template <typename WT, bool kPrefetch = false>
 void dot_block(const float* x, int64_t ldx, int64_t tn, const WT* w, DType wtype, int64_t ldw, int64_t nn, int64_t K,
                float* out, int64_t ldo) {
   int64_t t = 0;
   for (; t + 4 <= tn; t += 4) {
     int64_t n = 0;
-    for (; n + 3 <= nn; n += 3) dot_tile<4, 3>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
-    for (; n < nn; n++) dot_tile<4, 1>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
+    for (; n + 3 <= nn; n += 3)
+      dot_tile<4, 3, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
+    for (; n < nn; n++)
+      dot_tile<4, 1, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
   }
   const int64_t rest = tn - t;
   if (rest == 0) return;
@@ -92,16 +105,16 @@ void dot_block(const float* x, int64_t ldx, int64_t tn, const WT* w, DType wtype
   int64_t n = 0;
   switch (rest) {
     case 3:
-      for (; n + 3 <= nn; n += 3) dot_tile<3, 3>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
-      for (; n < nn; n++) dot_tile<3, 1>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n + 3 <= nn; n += 3) dot_tile<3, 3, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n < nn; n++) dot_tile<3, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
       break;
     case 2:
-      for (; n + 4 <= nn; n += 4) dot_tile<2, 4>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
-      for (; n < nn; n++) dot_tile<2, 1>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n + 4 <= nn; n += 4) dot_tile<2, 4, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n < nn; n++) dot_tile<2, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
       break;
     default:
-      for (; n + 6 <= nn; n += 6) dot_tile<1, 6>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
-      for (; n < nn; n++) dot_tile<1, 1>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n + 6 <= nn; n += 6) dot_tile<1, 6, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n < nn; n++) dot_tile<1, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
       break;
   }
 }
@@ -116,14 +129,21 @@ void add_bias(float* out, int64_t ldo, int64_t tn, int64_t n0, int64_t nn, const
 
 }  // namespace
 
+// Up to this many tokens, 16-bit weights are streamed from memory (decode, decode batches);
+// above it they are widened once into f32 blocks (prefill).
+constexpr int64_t kStreamTokens = 16;
+// Rows per group in the streaming path: a multiple of every row-tile size of dot_block (3, 4, 6).
+constexpr int64_t kRowGroup = 12;
+
 void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias) {
   opcheck::matmul(out, x, w, bias);
   const int64_t T = x.rows(), K = x.cols(), N = w.shape[0];
   const float* xp = x.as<float>();
   float* op = out.as<float>();
 
-  if (T <= 4 || w.type == DType::F32) {
-    // Stream weight rows straight from memory; every row is read once per call when T <= 4.
+  if (T <= kStreamTokens || w.type == DType::F32) {
+    // Stream weight rows straight from memory, a group of kRowGroup rows at a time: each group is
+    // read from memory once and reused from cache by every token tile (decode batches).
     const int64_t TB = w.type == DType::F32 ? 64 : T;
     const int64_t nb = chunk_size(N, pool.n_threads(), 16);
     const int64_t n_nblocks = (N + nb - 1) / nb, n_tblocks = (T + TB - 1) / TB;
@@ -134,7 +154,9 @@ void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const 
       if (w.type == DType::F32)
         dot_block(xp + t0 * K, K, tn, w.as<float>() + n0 * K, w.type, K, nn, K, o, N);
       else
-        dot_block(xp + t0 * K, K, tn, w.as<uint16_t>() + n0 * K, w.type, K, nn, K, o, N);
+        for (int64_t g = 0; g < nn; g += kRowGroup)
+          dot_block<uint16_t, true>(xp + t0 * K, K, tn, w.as<uint16_t>() + (n0 + g) * K, w.type, K,
+                                    std::min(kRowGroup, nn - g), K, o + g, N);
       add_bias(o, N, tn, n0, nn, bias);
     });
     return;
@@ -184,7 +206,7 @@ void rmsnorm_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const
     int64_t c = 0;
 #if MOTIF_AVX2
     simd::vec acc = simd::zero();
-    for (; c + 8 <= C; c += 8) {
+    for (; c + simd::kWidth <= C; c += simd::kWidth) {
       const simd::vec v = simd::load(xr + c);
       acc = simd::fma(v, v, acc);
     }
@@ -239,7 +261,7 @@ void attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& q, con
       int64_t d = 0;
 #if MOTIF_AVX2
       simd::vec a = simd::zero();
-      for (; d + 8 <= D; d += 8) a = simd::fma(simd::load(qr + d), simd::load(kr + d), a);
+      for (; d + simd::kWidth <= D; d += simd::kWidth) a = simd::fma(simd::load(qr + d), simd::load(kr + d), a);
       dot = simd::hsum(a);
 #endif
       for (; d < D; d++) dot += qr[d] * kr[d];

@@ -165,7 +165,7 @@ void paged_attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& 
         int64_t d = 0;
 #if MOTIF_AVX2
         simd::vec a = simd::zero();
-        for (; d + 8 <= D; d += 8) a = simd::fma(simd::load(qr + d), simd::load(kr + d), a);
+        for (; d + simd::kWidth <= D; d += simd::kWidth) a = simd::fma(simd::load(qr + d), simd::load(kr + d), a);
         dot = simd::hsum(a);
 #endif
         for (; d < D; d++) dot += qr[d] * kr[d];
