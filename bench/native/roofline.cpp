@@ -170,18 +170,7 @@ float fma_chains(long iters, int seed) {
   __m512 c[kChains];
   for (int j = 0; j < kChains; ++j) c[j] = _mm512_set1_ps(0.01f * float(seed + j));
   for (long i = 0; i < iters; ++i) {
-    c[0] = _mm512_fmadd_ps(c[0], a, b);
-    c[1] = _mm512_fmadd_ps(c[1], a, b);
-    c[2] = _mm512_fmadd_ps(c[2], a, b);
-    c[3] = _mm512_fmadd_ps(c[3], a, b);
-    c[4] = _mm512_fmadd_ps(c[4], a, b);
-    c[5] = _mm512_fmadd_ps(c[5], a, b);
-    c[6] = _mm512_fmadd_ps(c[6], a, b);
-    c[7] = _mm512_fmadd_ps(c[7], a, b);
-    c[8] = _mm512_fmadd_ps(c[8], a, b);
-    c[9] = _mm512_fmadd_ps(c[9], a, b);
-    c[10] = _mm512_fmadd_ps(c[10], a, b);
-    c[11] = _mm512_fmadd_ps(c[11], a, b);
+    for (int j = 0; j < kChains; ++j) c[j] = _mm512_fmadd_ps(c[j], a, b);  // unrolled by -O3
   }
   alignas(64) float lanes[16];
   float total = 0;
