@@ -42,8 +42,15 @@ int64_t chunk_size(int64_t n, int threads, int64_t min_chunk) {
 // on the development machine this doubled the bandwidth a bf16 matvec gets from mapped weights.
 // (Prefetching past the end of the tensor is harmless: prefetches never fault.)
 
+// How a tile's dot products reach `out`: stored, or scaled and added (out += scale * dot).
+struct TileStore {
+  bool accumulate = false;
+  float scale = 1.0f;
+};
+
 template <int TT, int NN, typename WT, bool kPrefetch = false>
-void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw, int64_t K, float* out, int64_t ldo) {
+void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw, int64_t K, float* out, int64_t ldo,
+              TileStore st) {
   float res[TT][NN];
   int64_t k = 0;
 #if MOTIF_AVX2
@@ -82,21 +89,24 @@ void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw
     }
   }
   for (int t = 0; t < TT; t++)
-    for (int n = 0; n < NN; n++) out[t * ldo + n] = res[t][n];
+    for (int n = 0; n < NN; n++) {
+      float& o = out[t * ldo + n];
+      o = st.accumulate ? o + st.scale * res[t][n] : res[t][n];
+    }
 }
 
 // Runs the tiles over a [tn x nn] block: tokens in tiles of up to 4, rows in tiles sized
 // so accumulators + operands fit the 16 vector registers.
 template <typename WT, bool kPrefetch = false>
 void dot_block(const float* x, int64_t ldx, int64_t tn, const WT* w, DType wtype, int64_t ldw, int64_t nn, int64_t K,
-               float* out, int64_t ldo) {
+               float* out, int64_t ldo, TileStore st = {}) {
   int64_t t = 0;
   for (; t + 4 <= tn; t += 4) {
     int64_t n = 0;
     for (; n + 3 <= nn; n += 3)
-      dot_tile<4, 3, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
+      dot_tile<4, 3, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo, st);
     for (; n < nn; n++)
-      dot_tile<4, 1, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo);
+      dot_tile<4, 1, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo, st);
   }
   const int64_t rest = tn - t;
   if (rest == 0) return;
@@ -105,16 +115,16 @@ void dot_block(const float* x, int64_t ldx, int64_t tn, const WT* w, DType wtype
   int64_t n = 0;
   switch (rest) {
     case 3:
-      for (; n + 3 <= nn; n += 3) dot_tile<3, 3, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
-      for (; n < nn; n++) dot_tile<3, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n + 3 <= nn; n += 3) dot_tile<3, 3, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo, st);
+      for (; n < nn; n++) dot_tile<3, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo, st);
       break;
     case 2:
-      for (; n + 4 <= nn; n += 4) dot_tile<2, 4, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
-      for (; n < nn; n++) dot_tile<2, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n + 4 <= nn; n += 4) dot_tile<2, 4, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo, st);
+      for (; n < nn; n++) dot_tile<2, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo, st);
       break;
     default:
-      for (; n + 6 <= nn; n += 6) dot_tile<1, 6, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
-      for (; n < nn; n++) dot_tile<1, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo);
+      for (; n + 6 <= nn; n += 6) dot_tile<1, 6, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo, st);
+      for (; n < nn; n++) dot_tile<1, 1, WT, kPrefetch>(xr, ldx, w + n * ldw, wtype, ldw, K, orow + n, ldo, st);
       break;
   }
 }
@@ -127,16 +137,16 @@ void add_bias(float* out, int64_t ldo, int64_t tn, int64_t n0, int64_t nn, const
   }
 }
 
-}  // namespace
-
 // Up to this many tokens, 16-bit weights are streamed from memory (decode, decode batches);
 // above it they are widened once into f32 blocks (prefill).
 constexpr int64_t kStreamTokens = 16;
 // Rows per group in the streaming path: a multiple of every row-tile size of dot_block (3, 4, 6).
 constexpr int64_t kRowGroup = 12;
 
-void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias) {
-  opcheck::matmul(out, x, w, bias);
+// out = x · wᵀ (+ bias), or out += st.scale · x · wᵀ: the driver behind matmul_forward and
+// matmul_accumulate. Shapes are checked by the callers.
+void matmul_driver(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                   TileStore st) {
   const int64_t T = x.rows(), K = x.cols(), N = w.shape[0];
   const float* xp = x.as<float>();
   float* op = out.as<float>();
@@ -152,11 +162,11 @@ void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const 
       const int64_t nn = std::min(nb, N - n0), tn = std::min(TB, T - t0);
       float* o = op + t0 * N + n0;
       if (w.type == DType::F32)
-        dot_block(xp + t0 * K, K, tn, w.as<float>() + n0 * K, w.type, K, nn, K, o, N);
+        dot_block(xp + t0 * K, K, tn, w.as<float>() + n0 * K, w.type, K, nn, K, o, N, st);
       else
         for (int64_t g = 0; g < nn; g += kRowGroup)
           dot_block<uint16_t, true>(xp + t0 * K, K, tn, w.as<uint16_t>() + (n0 + g) * K, w.type, K,
-                                    std::min(kRowGroup, nn - g), K, o + g, N);
+                                    std::min(kRowGroup, nn - g), K, o + g, N, st);
       add_bias(o, N, tn, n0, nn, bias);
     });
     return;
@@ -171,9 +181,21 @@ void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const 
     float* wf = thread_scratch(size_t(NB * K));
     simd::to_f32(w.type, w.as<uint16_t>() + n0 * K, wf, nn * K);
     float* o = op + t0 * N + n0;
-    dot_block(xp + t0 * K, K, tn, wf, DType::F32, K, nn, K, o, N);
+    dot_block(xp + t0 * K, K, tn, wf, DType::F32, K, nn, K, o, N, st);
     add_bias(o, N, tn, n0, nn, bias);
   });
+}
+
+}  // namespace
+
+void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  opcheck::matmul(out, x, w, bias);
+  matmul_driver(pool, out, x, w, bias, TileStore{});
+}
+
+void matmul_accumulate(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, float scale) {
+  opcheck::matmul(out, x, w, Tensor{});
+  matmul_driver(pool, out, x, w, Tensor{}, TileStore{true, scale});
 }
 
 // ---------------------------------------------------------------------------------

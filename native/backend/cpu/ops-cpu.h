@@ -43,6 +43,8 @@ namespace fast {
 void embedding_forward(ThreadPool& pool, const Tensor& out, const Tensor& table, const Tensor& ids);
 void rmsnorm_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, float eps);
 void matmul_forward(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias);
+// out += scale · x · wᵀ (not an op of its own: the fast path of lora_forward's second product).
+void matmul_accumulate(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, float scale);
 void rope_forward(ThreadPool& pool, const Tensor& x, const Tensor& pos, const Tensor& inv_freq);
 void attention_forward(ThreadPool& pool, const Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
                        const AttentionParams& p);

@@ -265,43 +265,113 @@ void lora_forward(ThreadPool& pool, const Tensor& out, const Tensor& tmp, const 
                   const Tensor& b, float scale) {
   check_lora(out, tmp, x, a, b);
   fast::matmul_forward(pool, tmp, x, a, Tensor{});
-  const int64_t T = x.rows(), N = b.shape[0], r = a.shape[0];
-  pool.parallel_for(T, [&](int64_t t, int) {
-    const float* tr = tmp.as<float>() + t * r;
-    float* o = out.as<float>() + t * N;
-    for (int64_t n = 0; n < N; n++) {
-      const float* br = b.as<float>() + n * r;
-      float acc = 0.0f;
-      for (int64_t j = 0; j < r; j++) acc += tr[j] * br[j];
-      o[n] += scale * acc;
-    }
-  });
+  fast::matmul_accumulate(pool, out, tmp, b, scale);
 }
+
+namespace {
+
+// dx[t, kk:kk+V·kWidth] += Σ_n dy[t, n] · w[n, kk:kk+V·kWidth] for TT tokens over nb weight rows
+// `ws` (f32, row stride ldws), V vectors of k: TT x V accumulators stay in registers while the
+// rows stream by (each row load feeds TT FMAs; dy values are broadcast).
+template <int TT, int V>
+void axpy_tile(const float* const* dy_rows, float* const* dx_rows, int64_t kk, const float* ws, int64_t ldws,
+               int64_t nb) {
+#if MOTIF_AVX2
+  constexpr int W = simd::kWidth;
+  simd::vec acc[TT][V];
+  for (int t = 0; t < TT; t++)
+    for (int v = 0; v < V; v++) acc[t][v] = simd::load(dx_rows[t] + kk + v * W);
+  for (int64_t n = 0; n < nb; n++) {
+    simd::vec wv[V];
+    for (int v = 0; v < V; v++) wv[v] = simd::load(ws + n * ldws + kk + v * W);
+    for (int t = 0; t < TT; t++) {
+      const simd::vec g = simd::set1(dy_rows[t][n]);
+      for (int v = 0; v < V; v++) acc[t][v] = simd::fma(g, wv[v], acc[t][v]);
+    }
+  }
+  for (int t = 0; t < TT; t++)
+    for (int v = 0; v < V; v++) simd::store(dx_rows[t] + kk + v * W, acc[t][v]);
+#else
+  (void)dy_rows, (void)dx_rows, (void)kk, (void)ws, (void)ldws, (void)nb;
+#endif
+}
+
+// The same for a tail of `len` columns at kk (scalar), TT tokens.
+void axpy_tail(const float* const* dy_rows, float* const* dx_rows, int tt, int64_t kk, int64_t len, const float* ws,
+               int64_t ldws, int64_t nb) {
+  for (int t = 0; t < tt; t++)
+    for (int64_t k = kk; k < kk + len; k++) {
+      float acc = dx_rows[t][k];
+      for (int64_t n = 0; n < nb; n++) acc += dy_rows[t][n] * ws[n * ldws + k];
+      dx_rows[t][k] = acc;
+    }
+}
+
+// Runs axpy tiles over tt (<= 4) tokens and the columns [0, len) of a block of nb rows.
+template <int TT>
+void axpy_block(const float* const* dy_rows, float* const* dx_rows, int64_t len, const float* ws, int64_t ldws,
+                int64_t nb) {
+  int64_t kk = 0;
+#if MOTIF_AVX2
+  constexpr int64_t W = simd::kWidth;
+  for (; kk + 2 * W <= len; kk += 2 * W) axpy_tile<TT, 2>(dy_rows, dx_rows, kk, ws, ldws, nb);
+  for (; kk + W <= len; kk += W) axpy_tile<TT, 1>(dy_rows, dx_rows, kk, ws, ldws, nb);
+#endif
+  if (kk < len) axpy_tail(dy_rows, dx_rows, TT, kk, len - kk, ws, ldws, nb);
+}
+
+}  // namespace
 
 void matmul_backward_input(ThreadPool& pool, const Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate) {
   check_mm_backward_input(dx, dy, w);
   const int64_t T = dy.rows(), N = w.shape[0], K = w.shape[1];
-  // Each task owns a slice of K columns of dx and streams the matching slice of every weight row.
-  const int64_t kc = std::max<int64_t>(64, ((K + pool.n_threads() * 4 - 1) / (pool.n_threads() * 4) + 7) / 8 * 8);
+  // Tokens whose dy row is all zeros (rows outside the loss at the LM head) add nothing.
+  std::vector<int64_t> active;
+  for (int64_t t = 0; t < T; t++) {
+    const float* g = dy.as<float>() + t * N;
+    if (std::any_of(g, g + N, [](float v) { return v != 0.0f; })) active.push_back(t);
+  }
+  // Each task owns a slice of K columns of dx; it walks the weight rows in blocks of NB (widened to
+  // f32 once per block when 16-bit) and, per block, runs register tiles of 4 tokens x 2 vectors.
+  constexpr int64_t NB = 64;
+  const int64_t align = 2 * simd::kWidth;
+  const int64_t kc =
+      std::max<int64_t>(align, ((K + pool.n_threads() * 4 - 1) / (pool.n_threads() * 4) + align - 1) / align * align);
   pool.parallel_for((K + kc - 1) / kc, [&](int64_t task, int) {
     const int64_t k0 = task * kc, k1 = std::min(K, k0 + kc), len = k1 - k0;
-    thread_local std::vector<float> wrow;
-    wrow.resize(size_t(len));
-    if (!accumulate)
+    if (!accumulate)  // tokens with no gradient still get their zeros
       for (int64_t t = 0; t < T; t++) std::fill(dx.as<float>() + t * K + k0, dx.as<float>() + t * K + k1, 0.0f);
-    for (int64_t n = 0; n < N; n++) {
-      const float* wr;
+    if (active.empty()) return;
+    thread_local std::vector<float> wblock;
+    if (w.type != DType::F32) wblock.resize(size_t(NB * len));
+    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+      const int64_t nb = std::min(NB, N - n0);
+      const float* ws;
+      int64_t ldws;
       if (w.type == DType::F32) {
-        wr = w.as<float>() + n * K + k0;
+        ws = w.as<float>() + n0 * K + k0;
+        ldws = K;
       } else {
-        simd::to_f32(w.type, w.as<uint16_t>() + n * K + k0, wrow.data(), len);
-        wr = wrow.data();
+        for (int64_t n = 0; n < nb; n++)
+          simd::to_f32(w.type, w.as<uint16_t>() + (n0 + n) * K + k0, wblock.data() + n * len, len);
+        ws = wblock.data();
+        ldws = len;
       }
-      for (int64_t t = 0; t < T; t++) {
-        const float g = dy.as<float>()[t * N + n];
-        if (g == 0.0f) continue;
-        float* o = dx.as<float>() + t * K + k0;
-        for (int64_t k = 0; k < len; k++) o[k] += g * wr[k];
+      // Every block accumulates into dx (zeroed above unless the op accumulates).
+      for (size_t i = 0; i < active.size(); i += 4) {
+        const int tt = int(std::min<size_t>(4, active.size() - i));
+        const float* dy_rows[4];
+        float* dx_rows[4];
+        for (int t = 0; t < tt; t++) {
+          dy_rows[t] = dy.as<float>() + active[i + size_t(t)] * N + n0;
+          dx_rows[t] = dx.as<float>() + active[i + size_t(t)] * K + k0;
+        }
+        switch (tt) {
+          case 4: axpy_block<4>(dy_rows, dx_rows, len, ws, ldws, nb); break;
+          case 3: axpy_block<3>(dy_rows, dx_rows, len, ws, ldws, nb); break;
+          case 2: axpy_block<2>(dy_rows, dx_rows, len, ws, ldws, nb); break;
+          default: axpy_block<1>(dy_rows, dx_rows, len, ws, ldws, nb); break;
+        }
       }
     }
   });
