@@ -172,17 +172,18 @@ void matmul_driver(ThreadPool& pool, const Tensor& out, const Tensor& x, const T
     return;
   }
 
-  // Prefill: widen a block of NB rows once, reuse it over TB tokens.
+  // Prefill: widen a block of NB rows once, reuse it over every token, TB tokens at a time.
   constexpr int64_t NB = 16, TB = 64;
-  const int64_t n_nblocks = (N + NB - 1) / NB, n_tblocks = (T + TB - 1) / TB;
-  pool.parallel_for(n_nblocks * n_tblocks, [&](int64_t task, int) {
-    const int64_t n0 = (task / n_tblocks) * NB, t0 = (task % n_tblocks) * TB;
-    const int64_t nn = std::min(NB, N - n0), tn = std::min(TB, T - t0);
+  pool.parallel_for((N + NB - 1) / NB, [&](int64_t task, int) {
+    const int64_t n0 = task * NB, nn = std::min(NB, N - n0);
     float* wf = thread_scratch(size_t(NB * K));
     simd::to_f32(w.type, w.as<uint16_t>() + n0 * K, wf, nn * K);
-    float* o = op + t0 * N + n0;
-    dot_block(xp + t0 * K, K, tn, wf, DType::F32, K, nn, K, o, N, st);
-    add_bias(o, N, tn, n0, nn, bias);
+    for (int64_t t0 = 0; t0 < T; t0 += TB) {
+      const int64_t tn = std::min(TB, T - t0);
+      float* o = op + t0 * N + n0;
+      dot_block(xp + t0 * K, K, tn, wf, DType::F32, K, nn, K, o, N, st);
+      add_bias(o, N, tn, n0, nn, bias);
+    }
   });
 }
 
