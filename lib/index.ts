@@ -3,6 +3,13 @@
  */
 
 export * from './data/index.js';
+export {
+  type ExportDtype,
+  type ExportGgufOptions,
+  type ExportGgufResult,
+  exportGguf,
+} from './export/exportGguf.js';
+export { type MergeAdapterOptions, type MergeAdapterResult, mergeAdapter } from './export/mergeAdapter.js';
 export { buildInfo } from './info.js';
 export type { GeneratedCompletion, GenerateRequest, GenerateResult } from './model/generate.js';
 export {
