@@ -76,7 +76,7 @@ export const PAGE_SCRIPT = `
       scales: { x: { time: false }, y: { range: chart.yRange || fitRange } },
       series: series,
       axes: [
-        { label: 'step', labelSize: 18, incrs: STEP_INCREMENTS, values: function (u, ticks) { return ticks.map(formatNumber); } },
+        { label: 'step', labelSize: 16, size: 36, incrs: STEP_INCREMENTS, values: function (u, ticks) { return ticks.map(formatNumber); } },
         { values: function (u, ticks) { return ticks.map(formatNumber); }, size: 60 },
       ],
       legend: { show: true, live: true },

@@ -184,13 +184,15 @@ export function buildCharts(records: readonly RunRecord[], labels: readonly stri
   const fraction = (id: string, section: string, title: string, keys: readonly string[]) =>
     chart(records, labels, id, section, title, [{ keys }], [0, 1]);
   return [
-    c('reward', 'Rewards', 'Total reward (mean over completions)', { keys: ['reward', 'mean'] }),
+    c('reward', 'Reward and accuracy', 'Total reward (mean over completions)', { keys: ['reward', 'mean'] }),
+    fraction('accuracy', 'Reward and accuracy', 'Accuracy of final answers', ['accuracy']),
     ...rewardNames(records).map((name) =>
-      c(`reward-${name}`, 'Rewards', `Reward component: ${name} (mean)`, { keys: ['rewards', name, 'mean'] }),
+      c(`reward-${name}`, 'Reward components', `Reward component: ${name} (mean)`, {
+        keys: ['rewards', name, 'mean'],
+      }),
     ),
-    fraction('accuracy', 'Accuracy and policy change', 'Accuracy of final answers', ['accuracy']),
-    c('kl', 'Accuracy and policy change', 'KL to the reference policy', { keys: ['kl'] }),
-    fraction('clip-fraction', 'Accuracy and policy change', 'Clipped token fraction', ['clipFraction']),
+    c('kl', 'Policy change', 'KL to the reference policy', { keys: ['kl'] }),
+    fraction('clip-fraction', 'Policy change', 'Clipped token fraction', ['clipFraction']),
     c(
       'completion-length',
       'Generation',
