@@ -149,13 +149,14 @@ function renderConfig(data: ReportData, manifests: readonly unknown[]): string {
 function renderSample(s: SampleView): string {
   const trajectories = s.trajectories.map(
     (rounds, t) =>
-      `<p class="round">Trajectory ${t + 1}</p><ol>${rounds
+      `<p class="round">Trajectory ${t + 1}${rounds.length > 1 ? `, rounds 1–${rounds.length}` : ''}</p><ol>${rounds
         .map((text) => `<li><pre>${escapeHtml(text)}</pre></li>`)
         .join('')}</ol>`,
   );
   return (
     `<div class="sample"><p><b>Step ${s.step ?? '—'}</b>, question ${escapeHtml(s.id)}: ` +
-    `reward ${escapeHtml(s.reward)}, advantage ${escapeHtml(s.advantage)}, final answer ${escapeHtml(s.correct)}</p>` +
+    `reward ${escapeHtml(s.reward)}, advantage ${escapeHtml(s.advantage)}, ` +
+    `final answer${s.trajectories.length > 1 ? 's' : ''}: ${escapeHtml(s.correct)}</p>` +
     `<pre>${escapeHtml(s.question)}</pre><p>Reference answer: <code>${escapeHtml(s.reference)}</code></p>` +
     `${trajectories.join('')}</div>`
   );
