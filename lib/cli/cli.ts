@@ -11,6 +11,7 @@ import { exportGgufCommand } from './commands/ExportGgufCommand.js';
 import { generateCommand } from './commands/GenerateCommand.js';
 import { infoCommand } from './commands/InfoCommand.js';
 import { mergeCommand } from './commands/MergeCommand.js';
+import { reportCommand } from './commands/ReportCommand.js';
 import { trainCommand } from './commands/TrainCommand.js';
 
 function report(err: unknown): never {
@@ -29,6 +30,7 @@ await yargs(hideBin(process.argv))
   .command(generateCommand)
   .command(mergeCommand)
   .command(exportGgufCommand)
+  .command(reportCommand)
   .command(infoCommand)
   .demandCommand(1, 'Name a command (see the list above).')
   .strict()
