@@ -31,6 +31,7 @@ export {
   loadBinding,
 } from './native/binding.js';
 export { invalidParameterError, MotifError, type MotifErrorCode } from './native/errors.js';
+export * from './report/index.js';
 export * from './text/index.js';
 export * from './train/index.js';
 export { version } from './version.js';

@@ -21,6 +21,7 @@ import { splitTrainEval } from '../data/random.js';
 import { DEFAULT_TEMPLATES, loadTemplates, type ProtocolTemplates } from '../motif/protocol.js';
 import { grpoRewards, loadRewardModule, motifRewards, type RewardFn } from '../motif/rewards.js';
 import { MotifError } from '../native/errors.js';
+import { writeRunReport } from '../report/writeReport.js';
 import { version } from '../version.js';
 import { configDifferences, configHash, resolveTrainConfig, type TrainConfig } from './config.js';
 import { type EvaluateResult, evaluate } from './evaluate.js';
@@ -463,5 +464,7 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
       `held-out evaluation (${ev.problems} questions): strict ${(100 * ev.strict.accuracy).toFixed(1)}%, match ${(100 * ev.match.accuracy).toFixed(1)}%`,
     );
   }
+  // The run's charts; a report that cannot be written costs a warning, never the run.
+  await writeRunReport(run.dir).catch((err: Error) => log(`report.html not written: ${err.message}`));
   return result;
 }
