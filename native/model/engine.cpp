@@ -141,6 +141,9 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   Backend& backend = model_.backend();
   const ModelConfig& mc = model_.config();
   const size_t kv_row_bytes = size_t(mc.n_kv_heads) * size_t(mc.head_dim) * sizeof(float);
+  // Root of every prefix-cache hash chain: the weights this call runs with (base model or a given
+  // adapter state), so blocks computed under other weights are never matched.
+  const uint64_t root = model_.weights_version();
 
   std::vector<GenerateResult> results(requests.size());
   std::vector<std::unique_ptr<Seq>> seqs;
@@ -206,7 +209,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
   auto publish = [&](Seq& s) {
     const int32_t full = s.n_computed / BS;
     for (int32_t bi = int32_t(s.hashes.size()); bi < full; bi++) {
-      const uint64_t parent = bi == 0 ? 0 : s.hashes[size_t(bi - 1)];
+      const uint64_t parent = bi == 0 ? root : s.hashes[size_t(bi - 1)];
       const uint64_t h = KvBlockPool::chain_hash(parent, s.tokens.data() + size_t(bi) * BS, BS);
       pool.publish(s.blocks[size_t(bi)], h, parent, s.tokens.data() + size_t(bi) * BS);
       s.hashes.push_back(h);
@@ -276,7 +279,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
       const int32_t len = int32_t(s->tokens.size());
       if (s->n_computed == 0 && s->blocks.empty()) {
         // Prefix cache: reuse full blocks that lie wholly before the last token.
-        uint64_t parent = 0;
+        uint64_t parent = root;
         for (int32_t bi = 0; (bi + 1) * BS <= len - 1; bi++) {
           const int32_t* toks = s->tokens.data() + size_t(bi) * BS;
           const uint64_t h = KvBlockPool::chain_hash(parent, toks, BS);
@@ -291,7 +294,7 @@ std::vector<GenerateResult> Engine::generate(const std::vector<GenerateRequest>&
       }
       const int32_t bi = s->n_computed / BS;
       if (s->n_computed % BS == 0 && (bi + 1) * BS <= len) {
-        const uint64_t parent = bi == 0 ? 0 : s->hashes[size_t(bi - 1)];
+        const uint64_t parent = bi == 0 ? root : s->hashes[size_t(bi - 1)];
         const uint64_t key = KvBlockPool::chain_hash(parent, s->tokens.data() + size_t(bi) * BS, BS);
         if (!inflight.insert(key).second) continue;  // another sequence computes this block now: wait for it
       }

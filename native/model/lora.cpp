@@ -1,6 +1,7 @@
 // lora.cpp — the LoRA adapter declared in lora.h.
 #include "lora.h"
 
+#include <atomic>
 #include <cmath>
 #include <random>
 
@@ -19,7 +20,13 @@ static std::string peft_prefix(int64_t layer, int target) {
          lora_target_name(target);
 }
 
+void LoraAdapter::mark_changed() {
+  static std::atomic<uint64_t> next{1};
+  version_ = next.fetch_add(1);
+}
+
 LoraAdapter::LoraAdapter(Backend& backend, const ModelConfig& c, const LoraConfig& lc) : backend_(backend), cfg_(lc) {
+  mark_changed();
   MOTIF_CHECK(lc.rank >= 1 && lc.rank <= 4096, InvalidArgument, "LoRA rank must be in [1, 4096]");
   MOTIF_CHECK(std::isfinite(lc.alpha) && lc.alpha > 0, InvalidArgument, "LoRA alpha must be positive");
   MOTIF_CHECK(lc.targets != 0 && (lc.targets >> kNumLoraTargets) == 0, InvalidArgument,

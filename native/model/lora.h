@@ -47,12 +47,18 @@ class LoraAdapter {
   Tensor tensor(const std::string& name, const std::string& which) const;
   void zero_grads();
   int64_t step = 0;  // optimizer steps taken
+  // Identifies the current weights: a fresh value, unique in the process, after every change
+  // (creation, a write, an optimizer step). The prefix cache keys blocks by it, so K/V computed
+  // under older weights is never reused.
+  uint64_t version() const { return version_; }
+  void mark_changed();
   std::vector<LoraParam>& params() { return params_; }
 
  private:
   Backend& backend_;
   LoraConfig cfg_;
   float scale_ = 1.0f;
+  uint64_t version_ = 0;
   std::vector<LoraParam> params_;  // [L * kNumLoraTargets]
   std::vector<void*> buffers_;
   std::vector<std::string> names_;

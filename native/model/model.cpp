@@ -136,6 +136,7 @@ void model_lora_write(Model* model, const std::string& name, const std::string& 
       size_t(t.numel()) == n, InvalidArgument,
       name + ": expected " + std::to_string(t.numel()) + " values " + t.shape_str() + ", got " + std::to_string(n));
   model->impl->backend().upload(t.data, in, t.nbytes());
+  if (which == "weight") require_lora(model).mark_changed();
 }
 
 int64_t model_lora_step(Model* model) { return require_lora(model).step; }
@@ -214,6 +215,7 @@ AdamWResult model_optimizer_step(Model* model, const AdamWParams& p) {
     b.adamw_update(lp.b, lp.mb, lp.vb, lp.gb, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, lora.step);
   }
   lora.zero_grads();
+  lora.mark_changed();
   b.synchronize();
   return res;
 }

@@ -80,6 +80,8 @@ class Qwen2Model {
   void set_lora(std::unique_ptr<LoraAdapter> a) { lora_ = std::move(a); }
   void set_lora_enabled(bool on) { lora_enabled_ = on; }
   bool lora_enabled() const { return lora_enabled_; }
+  // The weights forward() runs with: 0 for the base model, else the active adapter's version.
+  uint64_t weights_version() const { return lora_ && lora_enabled_ ? lora_->version() : 0; }
 
   // Packed training sequences: row t of the batch predicts targets[t] (-1: no loss on that row).
   struct TrainRows {
