@@ -73,8 +73,11 @@ describe('a short MOTIF run', () => {
       'checkpoints',
       'manifest.json',
       'metrics.jsonl',
+      'report.html',
       'samples.jsonl',
     ]);
+    // The run's charts page carries its metrics (lib/report has its own tests).
+    assert.match(await readFile(path.join(runDir, 'report.html'), 'utf8'), /<!DOCTYPE html>/i);
 
     const manifest = JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8'));
     assert.equal(manifest.seed, 7);
