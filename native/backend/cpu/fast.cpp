@@ -4,9 +4,10 @@
 // it); only the order of float additions differs. The hot op is matmul_forward:
 //   - few tokens (decode, up to 16): each weight row is streamed once from its mapped file,
 //     widened from bf16/f16 in registers, and dotted with every token (memory-bound);
-//   - many tokens (prefill): a block of 16 weight rows is widened once into a per-thread
-//     f32 scratch and reused across a block of 64 tokens by a 4x3 register-tiled kernel
-//     (compute-bound).
+//   - many tokens (prefill): the activations are packed k-major in tiles of two vectors of
+//     tokens; a block of 24 weight rows is widened once into a per-thread f32 scratch, and a
+//     6-rows x 2-vectors register-tiled kernel (broadcast weight, FMA over tokens) runs every
+//     tile over it (compute-bound).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -137,6 +138,98 @@ void add_bias(float* out, int64_t ldo, int64_t tn, int64_t n0, int64_t nn, const
   }
 }
 
+#if MOTIF_AVX2
+// ---------------------------------------------------------------------------------
+// Prefill GEMM on packed activations. x is packed once per call into tiles of kPackTokens tokens,
+// k-major ([tile][k][kPackTokens], zero past the last token), so one k step of a tile is two
+// vector loads. The micro-kernel holds NN weight rows x 2 token vectors of accumulators and, per
+// k, broadcasts NN weights and issues 2·NN FMAs: no horizontal sums, 2 + NN loads per 2·NN FMAs.
+
+constexpr int64_t kPackTokens = 2 * simd::kWidth;
+constexpr int kMicroRows = 6;
+
+template <int NN>
+void packed_tile(const float* xt, const float* w, int64_t ldw, int64_t K, float* out, int64_t ldo, int64_t tn,
+                 TileStore st) {
+  constexpr int64_t W = simd::kWidth;
+  simd::vec acc[NN][2];
+  for (int n = 0; n < NN; n++) acc[n][0] = acc[n][1] = simd::zero();
+  for (int64_t k = 0; k < K; k++) {
+    const simd::vec x0 = simd::load(xt + k * kPackTokens), x1 = simd::load(xt + k * kPackTokens + W);
+    for (int n = 0; n < NN; n++) {
+      const simd::vec wv = simd::set1(w[n * ldw + k]);
+      acc[n][0] = simd::fma(wv, x0, acc[n][0]);
+      acc[n][1] = simd::fma(wv, x1, acc[n][1]);
+    }
+  }
+  alignas(64) float lanes[kPackTokens];
+  for (int n = 0; n < NN; n++) {
+    simd::store(lanes, acc[n][0]);
+    simd::store(lanes + W, acc[n][1]);
+    for (int64_t j = 0; j < tn; j++) {
+      float& o = out[j * ldo + n];
+      o = st.accumulate ? o + st.scale * lanes[j] : lanes[j];
+    }
+  }
+}
+
+// Rows [0, nn) of a weight block (f32, row stride ldw) against one packed token tile.
+void packed_rows(const float* xt, const float* w, int64_t ldw, int64_t nn, int64_t K, float* out, int64_t ldo,
+                 int64_t tn, TileStore st) {
+  int64_t n = 0;
+  for (; n + kMicroRows <= nn; n += kMicroRows) packed_tile<kMicroRows>(xt, w + n * ldw, ldw, K, out + n, ldo, tn, st);
+  switch (nn - n) {
+    case 5: packed_tile<5>(xt, w + n * ldw, ldw, K, out + n, ldo, tn, st); break;
+    case 4: packed_tile<4>(xt, w + n * ldw, ldw, K, out + n, ldo, tn, st); break;
+    case 3: packed_tile<3>(xt, w + n * ldw, ldw, K, out + n, ldo, tn, st); break;
+    case 2: packed_tile<2>(xt, w + n * ldw, ldw, K, out + n, ldo, tn, st); break;
+    case 1: packed_tile<1>(xt, w + n * ldw, ldw, K, out + n, ldo, tn, st); break;
+    default: break;
+  }
+}
+
+// out (+)= x · wᵀ for many tokens: packs x, then one task per block of rows (widened to f32 once
+// when 16-bit) runs every token tile over it.
+void matmul_packed(ThreadPool& pool, const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                   TileStore st) {
+  const int64_t T = x.rows(), K = x.cols(), N = w.shape[0];
+  const int64_t n_tiles = (T + kPackTokens - 1) / kPackTokens;
+  thread_local std::vector<float> packed;  // reused across calls: no page faults once warm
+  if (packed.size() < size_t(n_tiles * K * kPackTokens)) packed.resize(size_t(n_tiles * K * kPackTokens));
+  float* xpk = packed.data();
+  const float* xs = x.as<float>();
+  pool.parallel_for(n_tiles, [&](int64_t tile, int) {
+    float* dst = xpk + tile * K * kPackTokens;
+    for (int64_t j = 0; j < kPackTokens; j++) {
+      const int64_t t = tile * kPackTokens + j;
+      if (t < T)
+        for (int64_t k = 0; k < K; k++) dst[k * kPackTokens + j] = xs[t * K + k];
+      else
+        for (int64_t k = 0; k < K; k++) dst[k * kPackTokens + j] = 0.0f;
+    }
+  });
+  constexpr int64_t NB = 4 * kMicroRows;
+  float* op = out.as<float>();
+  pool.parallel_for((N + NB - 1) / NB, [&](int64_t task, int) {
+    const int64_t n0 = task * NB, nn = std::min(NB, N - n0);
+    const float* wf;
+    if (w.type == DType::F32) {
+      wf = w.as<float>() + n0 * K;
+    } else {
+      float* scratch = thread_scratch(size_t(NB * K));
+      simd::to_f32(w.type, w.as<uint16_t>() + n0 * K, scratch, nn * K);
+      wf = scratch;
+    }
+    for (int64_t tile = 0; tile < n_tiles; tile++) {
+      const int64_t t0 = tile * kPackTokens, tn = std::min(kPackTokens, T - t0);
+      float* o = op + t0 * N + n0;
+      packed_rows(xpk + tile * K * kPackTokens, wf, K, nn, K, o, N, tn, st);
+      add_bias(o, N, tn, n0, nn, bias);
+    }
+  });
+}
+#endif
+
 // Up to this many tokens, 16-bit weights are streamed from memory (decode, decode batches);
 // above it they are widened once into f32 blocks (prefill).
 constexpr int64_t kStreamTokens = 16;
@@ -151,6 +244,12 @@ void matmul_driver(ThreadPool& pool, const Tensor& out, const Tensor& x, const T
   const float* xp = x.as<float>();
   float* op = out.as<float>();
 
+#if MOTIF_AVX2
+  if (T > kStreamTokens) {
+    matmul_packed(pool, out, x, w, bias, st);
+    return;
+  }
+#endif
   if (T <= kStreamTokens || w.type == DType::F32) {
     // Stream weight rows straight from memory, a group of kRowGroup rows at a time: each group is
     // read from memory once and reused from cache by every token tile (decode batches).

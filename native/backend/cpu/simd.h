@@ -82,6 +82,8 @@ inline float hsum(vec v) {
   s = _mm_add_ss(s, sh);
   return _mm_cvtss_f32(s);
 }
+#else
+constexpr int kWidth = 1;  // no vector path: kernels run their scalar loops
 #endif
 
 // Converts n elements of a float-typed buffer (F32/F16/BF16) to f32.
