@@ -33,6 +33,9 @@ const CREEP_BYTES = 4 * MiB;
 /** How much RSS may grow over 25 training steps after warm-up. */
 const TRAIN_GROWTH_BYTES = 4 * MiB;
 
+/** Under AddressSanitizer (scripts/ci-hardening.sh preloads it) RSS holds shadow memory and freed-block quarantine. */
+const UNDER_ASAN = (process.env.LD_PRELOAD ?? '').includes('asan');
+
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
@@ -167,6 +170,7 @@ describe('generate under load with a small KV pool', () => {
           `(bound ${(bound / MiB).toFixed(1)} MiB, ${rss.length} samples); after GC: 2nd quarter ` +
           `${(earlySettled / MiB).toFixed(1)} MiB, last quarter ${(lateSettled / MiB).toFixed(1)} MiB`,
       );
+      if (UNDER_ASAN) return; // the memory bounds are for a plain build; leaks are ASan's to find here
       assert.ok(rss.length >= 10, 'too few RSS samples to judge');
       assert.ok(peak <= bound, `peak RSS ${peak} exceeds ${bound}`);
       assert.ok(
@@ -224,7 +228,8 @@ describe('training memory', () => {
         `LOAD: training RSS after warm-up ${(base / MiB).toFixed(2)} MiB, peak over steps ${WARMUP + 1}-30 ` +
           `${(peak / MiB).toFixed(2)} MiB (growth ${((peak - base) / MiB).toFixed(2)} MiB, bound ${TRAIN_GROWTH_BYTES / MiB} MiB)`,
       );
-      assert.ok(peak - base <= TRAIN_GROWTH_BYTES, `training RSS grew by ${peak - base} bytes after warm-up`);
+      if (!UNDER_ASAN)
+        assert.ok(peak - base <= TRAIN_GROWTH_BYTES, `training RSS grew by ${peak - base} bytes after warm-up`);
     } finally {
       await model.dispose();
     }
