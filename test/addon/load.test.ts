@@ -197,7 +197,7 @@ describe('training memory', () => {
     });
     const model = await loadModel(dir, { device: 'cpu', threads: 1, kvCacheBytes: 1 * MiB });
     try {
-      await model.createLora({ rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'], seed: 3 });
+      await model.createLora({ rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'], rslora: false, seed: 3 });
       const rand = rng(9);
       const seq = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * V));
       const opt = { lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };

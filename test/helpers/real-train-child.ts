@@ -27,7 +27,7 @@ export interface KillPoint {
 export interface ChildSpec {
   modelDir: string;
   runDir: string;
-  settings: Partial<TrainOptions>;
+  settings: Omit<Partial<TrainOptions>, 'dataset'> & Pick<TrainOptions, 'dataset'>;
   resume?: boolean;
   killAt?: KillPoint;
 }
