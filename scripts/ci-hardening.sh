@@ -10,6 +10,8 @@
 #   3. build-fuzz/: the libFuzzer targets of test/fuzz/ (clang, -fsanitize=fuzzer,address,undefined),
 #      each run for MOTIF_FUZZ_SECONDS (default 60) from its seed corpus in test/fuzz/corpus/;
 #      a crash leaves its input in build-fuzz/artifacts/.
+#   4. the TypeScript mutation fuzzers of test/fuzz/js/ (PEFT adapter reader, GGUF writer round
+#      trip; libFuzzer cannot reach TS), MOTIF_JS_FUZZ_SECONDS (default 30) each, executions printed.
 #
 # Any sanitizer report or fuzzing crash fails the step (the one exception: a test marked TODO for
 # a known finding, see step 2). There are no suppressions. The fuzzers run one at a time beside
@@ -21,7 +23,7 @@
 #
 #   bash scripts/ci-hardening.sh                                # everything
 #   MOTIF_FUZZ_SECONDS=10 bash scripts/ci-hardening.sh          # shorter fuzzing
-#   MOTIF_HARDENING_STEPS="asan fuzz" bash scripts/ci-hardening.sh   # a subset of: asan addon fuzz
+#   MOTIF_HARDENING_STEPS="asan fuzz" bash scripts/ci-hardening.sh   # a subset of: asan addon fuzz jsfuzz
 # Longer fuzzing runs: test/fuzz/run-long.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,8 @@ ROOT=$PWD
 
 JOBS=${MOTIF_HARDENING_JOBS:-2}
 FUZZ_SECONDS=${MOTIF_FUZZ_SECONDS:-60}
-STEPS=${MOTIF_HARDENING_STEPS:-asan addon fuzz}
+STEPS=${MOTIF_HARDENING_STEPS:-asan addon fuzz jsfuzz}
+JS_FUZZ_SECONDS=${MOTIF_JS_FUZZ_SECONDS:-30}
 FUZZ_TARGETS=(fuzz-json fuzz-safetensors fuzz-index fuzz-config)
 GENERATOR=()
 command -v ninja >/dev/null && GENERATOR=(-G Ninja)
@@ -190,6 +193,21 @@ if want fuzz; then
     FUZZ_PID=
   fi
   report_fuzzers
+fi
+
+# --- 4. the TypeScript fuzzers (test/fuzz/js: PEFT adapter reader, GGUF writer round trip) ------
+if want jsfuzz; then
+  step "TypeScript fuzzers, ${JS_FUZZ_SECONDS}s each"
+  js_failed=0
+  for t in fuzz-peft fuzz-gguf; do
+    # prints "<target>: N executions in S s (seed X), A accepted, F findings"; exits 1 on a finding
+    node --import tsx "test/fuzz/js/$t.ts" --seconds "$JS_FUZZ_SECONDS" --findings "build-fuzz/js-findings/$t" || js_failed=1
+  done
+  if [ "$js_failed" != 0 ]; then
+    echo "ci-hardening: a TypeScript fuzzer found a problem; its inputs are in build-fuzz/js-findings/ (replay" >&2
+    echo "  with the printed seed: node --import tsx test/fuzz/js/<target>.ts --seed X --seconds S)" >&2
+    exit 1
+  fi
 fi
 
 step "done: no sanitizer reports, no fuzzing crashes"

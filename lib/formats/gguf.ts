@@ -249,10 +249,10 @@ export function layoutGguf(metadata: GgufMetadata, tensors: readonly GgufTensorD
       throw new MotifError('ERR_MOTIF_INVALID_ARGUMENT', `GGUF metadata key ${JSON.stringify(key)} is not a valid key`);
     if (keys.has(key)) throw badValue(key, 'the key appears twice');
     keys.add(key);
-    if (v === null || typeof v !== 'object' || !(v.type in GGUF_VALUE_TYPE))
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(GGUF_VALUE_TYPE, v.type))
       throw badValue(key, 'value must be made with the gguf.* constructors');
     if (v.type === 'array') {
-      if (v.itemType === ('array' as string) || !(v.itemType in GGUF_VALUE_TYPE))
+      if (v.itemType === ('array' as string) || !Object.hasOwn(GGUF_VALUE_TYPE, v.itemType))
         throw badValue(key, `array item type '${String(v.itemType)}' is not a scalar GGUF type`);
       if (!Array.isArray(v.value)) throw badValue(key, 'array value must be an array');
       for (const item of v.value) checkScalar(key, v.itemType, item);
@@ -260,8 +260,9 @@ export function layoutGguf(metadata: GgufMetadata, tensors: readonly GgufTensorD
       checkScalar(key, v.type, v.value);
     }
     if (key === 'general.alignment') {
-      if (v.type !== 'uint32' || v.value === 0 || v.value % 8 !== 0)
-        throw badValue(key, 'must be a uint32 multiple of 8');
+      // ggml's reader refuses an alignment that is not a power of two; past 1 MiB it only bloats the file.
+      if (v.type !== 'uint32' || v.value < 8 || v.value > 1 << 20 || (v.value & (v.value - 1)) !== 0)
+        throw badValue(key, 'must be a uint32 power of two from 8 to 1048576 (ggml refuses other alignments)');
       alignment = v.value;
     }
   }
@@ -274,7 +275,7 @@ export function layoutGguf(metadata: GgufMetadata, tensors: readonly GgufTensorD
       );
     if (names.has(t.name)) throw new MotifError('ERR_MOTIF_INVALID_ARGUMENT', `GGUF tensor '${t.name}' appears twice`);
     names.add(t.name);
-    if (!(t.type in GGML_TYPE))
+    if (!Object.hasOwn(GGML_TYPE, t.type))
       throw new MotifError(
         'ERR_MOTIF_INVALID_ARGUMENT',
         `GGUF tensor '${t.name}': unknown ggml type ${String(t.type)}`,

@@ -71,6 +71,23 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 /** A checkpoint's trainer state (JSON). */
 export const TRAINER_STATE = 'trainer_state.json';
 
+/**
+ * Fault injection for the fault tests (test/unit/train-faults.test.ts): called before every file
+ * the run folder writes or appends to (including the startup probe). Unset in normal use.
+ */
+export const runDirTestHooks: { beforeWrite?: (file: string) => void | Promise<void> } = {};
+
+async function beforeWrite(file: string): Promise<void> {
+  await runDirTestHooks.beforeWrite?.(file);
+}
+
+/** The reason an fs call failed, for messages (the errno code when there is one). */
+function reason(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause;
+  if (err instanceof MotifError && cause !== undefined) return reason(cause);
+  return (err as NodeJS.ErrnoException).code ?? String((err as Error).message ?? err);
+}
+
 const exists = (p: string) =>
   stat(p).then(
     () => true,
@@ -84,6 +101,7 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
     `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
   );
   try {
+    await beforeWrite(tmp);
     await writeFile(tmp, text);
     await rename(tmp, file);
   } catch (err) {
@@ -226,7 +244,30 @@ export class RunDir {
     // Leftovers of checkpoints that were being written when a run was killed.
     for (const n of await readdir(run.checkpointsDir))
       if (n.startsWith('.')) await rm(path.join(run.checkpointsDir, n), { recursive: true, force: true });
+    await run.probeWritable();
     return run;
+  }
+
+  /**
+   * Checks at startup, before any work is done, that files can be created in the run folder and its
+   * checkpoints folder (a read-only folder or a full disk is reported now, not at the first checkpoint).
+   */
+  private async probeWritable(): Promise<void> {
+    for (const dir of [this.dir, this.checkpointsDir]) {
+      const probe = path.join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+      try {
+        await beforeWrite(probe);
+        await writeFile(probe, 'motif-native write probe\n');
+      } catch (err) {
+        throw new MotifError(
+          'ERR_MOTIF_IO',
+          `${dir}: the run folder is not writable (${reason(err)}); nothing was trained. Free space or choose another --run-dir`,
+          { cause: err },
+        );
+      } finally {
+        await rm(probe, { force: true }).catch(() => {});
+      }
+    }
   }
 
   /** Writes manifest.json (atomically). */
@@ -251,13 +292,22 @@ export class RunDir {
 
   /** Appends one line to metrics.jsonl. */
   async appendMetrics(metrics: Record<string, unknown>): Promise<void> {
-    await appendFile(this.metricsPath, `${JSON.stringify(metrics)}\n`);
+    await this.append(this.metricsPath, `${JSON.stringify(metrics)}\n`);
+  }
+
+  private async append(file: string, text: string): Promise<void> {
+    try {
+      await beforeWrite(file);
+      await appendFile(file, text);
+    } catch (err) {
+      throw new MotifError('ERR_MOTIF_IO', `${file}: cannot append (${reason(err)})`, { cause: err });
+    }
   }
 
   /** Appends lines to samples.jsonl. */
   async appendSamples(samples: readonly Record<string, unknown>[]): Promise<void> {
     if (samples.length === 0) return;
-    await appendFile(this.samplesPath, samples.map((s) => `${JSON.stringify(s)}\n`).join(''));
+    await this.append(this.samplesPath, samples.map((s) => `${JSON.stringify(s)}\n`).join(''));
   }
 
   /** Reads metrics.jsonl (a torn last line is left out). */
@@ -295,15 +345,30 @@ export class RunDir {
           `checkpoint of step ${state.step}: tensor '${name}' holds NaN/Inf; not saved`,
         );
     const dir = path.join(this.checkpointsDir, `step-${state.step}`);
-    await replaceDir(dir, async (tmp) => {
-      await writeAdapterFiles(tmp, args.lora, args.adapter, args.modelConfig, { baseModel: args.baseModel ?? null });
-      const opt = new Map<string, TensorToWrite>();
-      for (const [name, t] of args.optimizer.tensors) opt.set(name, { data: t, shape: [t.length] });
-      await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), opt, {
-        metadata: { optimizer: 'adamw', step: String(args.optimizer.step) },
+    try {
+      await replaceDir(dir, async (tmp) => {
+        await beforeWrite(path.join(tmp, ADAPTER_WEIGHTS));
+        await writeAdapterFiles(tmp, args.lora, args.adapter, args.modelConfig, { baseModel: args.baseModel ?? null });
+        const opt = new Map<string, TensorToWrite>();
+        for (const [name, t] of args.optimizer.tensors) opt.set(name, { data: t, shape: [t.length] });
+        await beforeWrite(path.join(tmp, OPTIMIZER_FILE));
+        await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), opt, {
+          metadata: { optimizer: 'adamw', step: String(args.optimizer.step) },
+        });
+        await beforeWrite(path.join(tmp, TRAINER_STATE));
+        await writeFile(path.join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
       });
-      await writeFile(path.join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
-    });
+    } catch (err) {
+      // replaceDir removed its temporary folder; an earlier checkpoint is untouched.
+      const previous = await latestCheckpoint(this.dir);
+      throw new MotifError(
+        'ERR_MOTIF_IO',
+        `${dir}: cannot write the checkpoint of step ${state.step} (${reason(err)}); ` +
+          (previous ? `the last complete checkpoint is ${previous.dir}` : 'there is no earlier checkpoint') +
+          '; continue with --resume once the folder is writable',
+        { cause: err },
+      );
+    }
     return dir;
   }
 

@@ -335,7 +335,7 @@ describe('GGUF writer', () => {
       ]),
       /appears twice/,
     );
-    assert.throws(bad([['general.alignment', gguf.u32(12)]]), /multiple of 8/);
+    assert.throws(bad([['general.alignment', gguf.u32(12)]]), /power of two/);
     assert.throws(bad([], [{ name: 'x', shape: [0], type: 'F32' }]), /positive dimensions/);
     assert.throws(bad([], [{ name: 'x'.repeat(65), shape: [1], type: 'F32' }]), /1 to 64 bytes/);
     const l = layoutGguf(
