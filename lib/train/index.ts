@@ -35,6 +35,7 @@ export {
   type SftTokenizer,
   type SftTokens,
   sft,
+  sftBatch,
   sftExampleFromRow,
 } from './sft.js';
 export { type ProgressSink, type TrainOptions, type TrainResult, train } from './trainer.js';

@@ -298,8 +298,8 @@ function resolveOptions(o: SftOptions, maxPositions: number): ResolvedSft {
   };
 }
 
-/** The engine's batch for a list of tokenized examples. */
-function sftBatch(items: readonly SftTokens[]): GrpoBatch {
+/** The engine's batch (lossType 'sft') for a list of tokenized examples. */
+export function sftBatch(items: readonly SftTokens[]): GrpoBatch {
   return {
     promptIds: items.map((t) => t.promptIds),
     completionIds: items.map((t) => t.completionIds),
