@@ -304,6 +304,7 @@ export function sftBatch(items: readonly SftTokens[]): GrpoBatch {
     promptIds: items.map((t) => t.promptIds),
     completionIds: items.map((t) => t.completionIds),
     rewards: items.map(() => 0),
+    advantages: items.map(() => 0), // ignored by 'sft'; given so that no reward statistics are needed
     groupSize: 1,
     lossType: 'sft',
     epsilon: 0,

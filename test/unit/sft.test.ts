@@ -6,12 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadTokenizer, type Tokenizer } from '../../lib/text/tokenizer.js';
-import { endOfTurnId, formatSftExample, readSftDataset, sftExampleFromRow } from '../../lib/train/sft.js';
+import {
+  endOfTurnId,
+  formatSftExample,
+  readSftDataset,
+  type SftTokenizer,
+  sft,
+  sftExampleFromRow,
+} from '../../lib/train/sft.js';
+import { FakeTrainable, fakeTokenizer } from '../helpers/fake-trainable.js';
 
 const QWEN = '../shared/data/tokenizer/qwen2.5';
 let tok: Tokenizer;
@@ -150,6 +158,77 @@ describe('rows and files', () => {
       readSftDataset(path.join(tmp, 'missing.jsonl')),
       (e: Error & { code?: string }) => e.code === 'ERR_MOTIF_IO',
     );
+  });
+});
+
+describe('the training loop (fake model, no engine)', () => {
+  const charTokenizer: SftTokenizer = {
+    encode: (text: string) => Int32Array.from(text, (ch) => ch.charCodeAt(0)),
+    encodeChat: (messages, options) => fakeTokenizer.encodeChat(messages, options),
+    imEndId: 1,
+    eosId: null,
+    tokenToId: () => undefined,
+  };
+  it('epochs, micro-batches, seeded order, NaN/Inf skips, metrics and adapter', async () => {
+    const model = new FakeTrainable({ answers: {}, nanLossAtCall: [2], nanGradAtCall: [4] });
+    const examples = Array.from({ length: 5 }, (_, i) => ({ prompt: `q${i}`, response: `answer ${i}` }));
+    const outDir = path.join(tmp, 'fake-run');
+    const seen: boolean[] = [];
+    const r = await sft(model, examples, {
+      outDir,
+      epochs: 2,
+      batchSize: 2,
+      gradAccum: 2,
+      lr: 1e-3,
+      warmupRatio: 0,
+      seed: 3,
+      lora: { rank: 2, alpha: 4 },
+      tokenizer: charTokenizer,
+      log: () => {},
+      onStep: (m) => {
+        seen.push(m.skipped);
+      },
+    });
+    // 5 examples, 4 per step: 2 steps an epoch (2 + 1 micro-batches), 6 loss calls in all
+    assert.equal(r.steps, 4);
+    assert.equal(model.lossCalls, 6);
+    assert.deepEqual(
+      model.batches.map((b) => b.completionIds.length),
+      [2, 2, 1, 2, 2, 1],
+    );
+    // call 2 (step 1) has a NaN loss, call 4 (step 3) a NaN gradient: both updates skipped
+    assert.deepEqual(seen, [true, false, true, false]);
+    assert.equal(r.skippedSteps, 2);
+    for (const b of model.batches) {
+      assert.equal(b.lossType, 'sft');
+      assert.equal(b.groupSize, 1);
+      for (const c of b.completionIds) assert.equal(c.at(-1), 1, 'each response ends with the end-of-turn id');
+    }
+    // every example once per epoch, in a seeded order that differs between epochs
+    const responses = model.batches.map((b) => b.completionIds.map((c) => String.fromCharCode(...c.slice(0, -1))));
+    const epoch1 = responses.slice(0, 3).flat();
+    const epoch2 = responses.slice(3).flat();
+    const all = examples.map((e) => e.response).sort();
+    assert.deepEqual([...epoch1].sort(), all);
+    assert.deepEqual([...epoch2].sort(), all);
+    assert.notDeepEqual(epoch1, epoch2);
+    const lines = (await readFile(path.join(outDir, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => [l.step, l.skipped, l.examples]),
+      [
+        [1, true, 4],
+        [2, false, 1],
+        [3, true, 4],
+        [4, false, 1],
+      ],
+    );
+    assert.match(lines[0].warning, /non-finite loss/);
+    assert.match(lines[2].warning, /non-finite gradient/);
+    assert.equal(lines[0].gradNorm, null);
+    assert.ok((await readFile(path.join(outDir, 'adapter', 'adapter_config.json'), 'utf8')).includes('"r": 2'));
   });
 });
 
