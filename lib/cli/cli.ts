@@ -12,6 +12,7 @@ import { generateCommand } from './commands/GenerateCommand.js';
 import { infoCommand } from './commands/InfoCommand.js';
 import { mergeCommand } from './commands/MergeCommand.js';
 import { reportCommand } from './commands/ReportCommand.js';
+import { sftCommand } from './commands/SftCommand.js';
 import { trainCommand } from './commands/TrainCommand.js';
 
 function report(err: unknown): never {
@@ -26,6 +27,7 @@ await yargs(hideBin(process.argv))
   .scriptName('motif-native')
   .usage('$0 <command> [options]\n\nTrain language models to reason over several rounds (MOTIF) on a native engine.')
   .command(trainCommand)
+  .command(sftCommand)
   .command(evalCommand)
   .command(generateCommand)
   .command(mergeCommand)

@@ -1,6 +1,7 @@
 /**
  * index.ts — the trainer's public API: train / evaluate, PEFT adapter files, the TrainableModel
- * contract, and the pieces a custom loop may reuse (advantages, schedule, run folder, rollouts).
+ * contract, supervised fine-tuning (sft), and the pieces a custom loop may reuse (advantages,
+ * schedule, run folder, rollouts).
  */
 
 export { ADVANTAGE_EPS, type Advantages, groupAdvantages } from './advantages.js';
@@ -21,6 +22,22 @@ export { ProgressBar, type ProgressOptions, type ProgressUpdate } from './progre
 export { type PromptStyle, type RolloutModel, type RolloutResult, type RolloutSettings, rollout } from './rollout.js';
 export { type CheckpointInfo, gitState, latestCheckpoint, RunDir, type TrainerState } from './run-dir.js';
 export { type CosineScheduleOptions, cosineWithWarmup, type LrSchedule } from './schedule.js';
+export {
+  endOfTurnId,
+  formatSftExample,
+  readSftDataset,
+  type SftConversation,
+  type SftExample,
+  type SftOptions,
+  type SftPair,
+  type SftResult,
+  type SftStepMetrics,
+  type SftTokenizer,
+  type SftTokens,
+  sft,
+  sftBatch,
+  sftExampleFromRow,
+} from './sft.js';
 export { type ProgressSink, type TrainOptions, type TrainResult, train } from './trainer.js';
 export {
   type GrpoBatch,

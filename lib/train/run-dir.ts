@@ -22,8 +22,17 @@ import { SafetensorsFile } from '../formats/safetensors.js';
 import { type TensorToWrite, writeSafetensors } from '../formats/safetensors-write.js';
 import type { ModelConfig } from '../model/Model.js';
 import { MotifError } from '../native/errors.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapter, readF32, replaceDir, writeAdapterFiles } from './peft.js';
-import type { LoraConfig, OptimizerState } from './types.js';
+import { version } from '../version.js';
+import {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  readAdapter,
+  readF32,
+  replaceDir,
+  saveAdapter,
+  writeAdapterFiles,
+} from './peft.js';
+import type { LoraConfig, OptimizerState, TrainableModel } from './types.js';
 
 /** The git state of a working directory. */
 export interface GitState {
@@ -372,6 +381,24 @@ export class RunDir {
     return dir;
   }
 
+  /** Checkpoints `model`'s adapter and AdamW state with the trainer state `state` (see saveCheckpoint). */
+  async checkpointModel(
+    model: TrainableModel,
+    state: Omit<TrainerState, 'format' | 'version' | 'time'>,
+    baseModel?: string | null,
+  ): Promise<string> {
+    const lora = model.lora;
+    if (!lora) throw new MotifError('ERR_MOTIF_INTERNAL', 'the model lost its adapter');
+    return this.saveCheckpoint({
+      state: { format: 'motif-native-trainer-state', version: 1, ...state, time: new Date().toISOString() },
+      lora,
+      adapter: await model.getAdapterTensors(),
+      optimizer: await model.getOptimizerState(),
+      modelConfig: model.config,
+      baseModel,
+    });
+  }
+
   /** Reads a checkpoint folder back: trainer state, adapter (checked against the model config) and optimizer state. */
   static async loadCheckpoint(dir: string, modelConfig: ModelConfig): Promise<LoadedCheckpoint> {
     const stateFile = path.join(dir, TRAINER_STATE);
@@ -397,6 +424,41 @@ export class RunDir {
       await file.close();
     }
   }
+}
+
+/** The fields a run's manifest.json starts with: format, time, package, Node, platform, argv, cwd and git state. */
+export async function manifestHeader(
+  format: string,
+  argv: readonly string[] | undefined,
+): Promise<Record<string, unknown>> {
+  return {
+    format,
+    version: 1,
+    createdAt: new Date().toISOString(),
+    package: { name: 'motif-native', version },
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    argv: argv ?? null,
+    cwd: process.cwd(),
+    git: await gitState(process.cwd()),
+  };
+}
+
+/** Writes the model's adapter to `<runDir>/adapter` (PEFT) after checking every tensor is finite; returns the folder. */
+export async function saveFinalAdapter(
+  model: TrainableModel,
+  runDir: string,
+  baseModel?: string | null,
+): Promise<string> {
+  for (const [name, t] of await model.getAdapterTensors())
+    if (!allFinite(t))
+      throw new MotifError(
+        'ERR_MOTIF_INTERNAL',
+        `the adapter's tensor '${name}' holds NaN/Inf; the final adapter was not written`,
+      );
+  const dir = path.join(runDir, 'adapter');
+  await saveAdapter(model, dir, { baseModel: baseModel ?? null });
+  return dir;
 }
 
 /** True when every value of `t` is finite. */

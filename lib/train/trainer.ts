@@ -22,14 +22,12 @@ import { DEFAULT_TEMPLATES, loadTemplates, type ProtocolTemplates } from '../mot
 import { grpoRewards, loadRewardModule, motifRewards, type RewardFn } from '../motif/rewards.js';
 import { MotifError } from '../native/errors.js';
 import { writeRunReport } from '../report/writeReport.js';
-import { version } from '../version.js';
 import { configDifferences, configHash, resolveTrainConfig, type TrainConfig } from './config.js';
 import { type EvaluateResult, evaluate } from './evaluate.js';
-import { saveAdapter } from './peft.js';
 import type { ProgressUpdate } from './progress.js';
 import { DataOrder, SeedRng } from './rng.js';
 import { type RolloutSettings, rollout } from './rollout.js';
-import { allFinite, gitState, latestCheckpoint, RunDir, type TrainerState } from './run-dir.js';
+import { latestCheckpoint, manifestHeader, RunDir, saveFinalAdapter } from './run-dir.js';
 import { cosineWithWarmup } from './schedule.js';
 import { processMicroBatch, StepStats } from './step.js';
 import type { OptimizerOptions, TrainableModel } from './types.js';
@@ -117,7 +115,7 @@ async function rewardSet(cfg: TrainConfig, override?: RewardFn[]): Promise<Rewar
 }
 
 /** Zeroes the accumulated gradients without changing the adapter or optimizer (snapshot, step, restore). */
-async function discardGradients(model: TrainableModel, opt: OptimizerOptions): Promise<void> {
+export async function discardGradients(model: TrainableModel, opt: OptimizerOptions): Promise<void> {
   const adapter = await model.getAdapterTensors();
   const state = await model.getOptimizerState();
   await model.optimizerStep({ ...opt, lr: 0 });
@@ -251,15 +249,7 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
   } else {
     if (resume && manifest) log(`no complete checkpoint in ${run.dir}: starting the run over`);
     await run.writeManifest({
-      format: 'motif-native-run',
-      version: 1,
-      createdAt: new Date().toISOString(),
-      package: { name: 'motif-native', version },
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-      argv: argv ?? null,
-      cwd: process.cwd(),
-      git: await gitState(process.cwd()),
+      ...(await manifestHeader('motif-native-run', argv)),
       seed: cfg.seed,
       config: cfg,
       configHash: hash,
@@ -302,27 +292,18 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
   let lastCheckpoint = ck?.step ?? 0;
   let lastSkipped = false;
   const saveCheckpoint = async () => {
-    const state: TrainerState = {
-      format: 'motif-native-trainer-state',
-      version: 1,
-      step: committed.step,
-      dataCursor: committed.cursor,
-      rngState: committed.rng,
-      schedule: { position: committed.position, lastLr: committed.lastLr },
-      configHash: hash,
-      skippedSteps: committed.skipped,
-      time: new Date().toISOString(),
-    };
-    const lora = model.lora;
-    if (!lora) throw new MotifError('ERR_MOTIF_INTERNAL', 'the model lost its adapter');
-    await run.saveCheckpoint({
-      state,
-      lora,
-      adapter: await model.getAdapterTensors(),
-      optimizer: await model.getOptimizerState(),
-      modelConfig: model.config,
+    await run.checkpointModel(
+      model,
+      {
+        step: committed.step,
+        dataCursor: committed.cursor,
+        rngState: committed.rng,
+        schedule: { position: committed.position, lastLr: committed.lastLr },
+        configHash: hash,
+        skippedSteps: committed.skipped,
+      },
       baseModel,
-    });
+    );
     lastCheckpoint = committed.step;
   };
 
@@ -437,17 +418,7 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
     lastMetrics,
     aborted,
   };
-  if (committed.step > 0) {
-    const tensors = await model.getAdapterTensors();
-    for (const [name, t] of tensors)
-      if (!allFinite(t))
-        throw new MotifError(
-          'ERR_MOTIF_INTERNAL',
-          `the adapter's tensor '${name}' holds NaN/Inf; the final adapter was not written`,
-        );
-    result.adapterDir = path.join(run.dir, 'adapter');
-    await saveAdapter(model, result.adapterDir, { baseModel: baseModel ?? null });
-  }
+  if (committed.step > 0) result.adapterDir = await saveFinalAdapter(model, run.dir, baseModel);
   if (data.heldOut.length > 0 && !aborted) {
     const ev = await evaluate(model, {
       dataset: data.heldOut,

@@ -2,7 +2,7 @@
  * grpo-vs-torch.test.ts — the engine's LoRA-GRPO loss, log-probs and LoRA gradients against an
  * independent PyTorch autograd computation (test/reference/grpo_ref.py, float64).
  *
- * Covered: Qwen2 (GQA) and Llama (with biases) models; every loss type; beta 0 and > 0 (KL to the
+ * Covered: Qwen2 (GQA) and Llama (with biases) models; every loss type (GRPO's three and 'sft'); beta 0 and > 0 (KL to the
  * adapter-disabled model); temperature != 1; clipped tokens (old log-probs shifted so some ratios
  * leave [1 - eps, 1 + eps_high]); PEFT adapters with non-zero B (so A has gradients) loaded from
  * the PEFT files the reference wrote. Tolerance (f32 engine vs f64 reference): relative error of
@@ -124,6 +124,11 @@ describe('LoRA-GRPO loss and gradients match PyTorch autograd', { skip: !haveTor
         [
           'grpo, beta 0.1, scaleRewards batch, epsilonHigh 0.28',
           { beta: 0.1, scaleRewards: 'batch', epsilonHigh: 0.28 },
+        ],
+        ['sft (mean NLL of completion tokens)', { lossType: 'sft' }],
+        [
+          'sft, temperature 0.7, beta and epsilonHigh ignored',
+          { lossType: 'sft', temperature: 0.7, beta: 0.1, epsilonHigh: 0.5 },
         ],
       ];
       for (const [label, over] of cases) {

@@ -51,7 +51,8 @@ export interface GrpoReferenceBatch {
   /** One per completion; may be left out when `advantages` is given. */
   rewards?: number[];
   groupSize: number;
-  lossType: 'grpo' | 'bnpo' | 'dr_grpo';
+  /** 'sft': the mean negative log-likelihood of the completion tokens (rewards, epsilon, beta ignored). */
+  lossType: 'grpo' | 'bnpo' | 'dr_grpo' | 'sft';
   epsilon: number;
   /** Upper clip (default epsilon). */
   epsilonHigh?: number;
@@ -154,7 +155,7 @@ interface RawResult {
   kl: number;
 }
 
-/** TRL's GRPO loss and the LoRA gradients for `batch`, by PyTorch autograd (base weights frozen). */
+/** TRL's GRPO loss (or the 'sft' mean NLL) and the LoRA gradients for `batch`, by PyTorch autograd (base weights frozen). */
 export async function referenceLossGrads(
   modelDir: string,
   adapterDir: string,

@@ -4,7 +4,8 @@
 What it is
     A small, readable PyTorch computation of what one LoRA-GRPO training step must produce: the LoRA
     model's per-token log-probs of completion tokens, TRL's GRPO loss (GRPOTrainer semantics, loss types
-    grpo | bnpo | dr_grpo) and the gradients of that loss with respect to every LoRA A and B, by autograd,
+    grpo | bnpo | dr_grpo; and 'sft', supervised fine-tuning's mean negative log-likelihood of the completion
+    tokens) and the gradients of that loss with respect to every LoRA A and B, by autograd,
     in float64 by default. It is written from HF PEFT's and TRL's documented semantics, not from
     motif-native's C++ code; the engine's `lossAndGradients` is tested against it. It is a spec first:
     one function per concept, shapes in comments.
@@ -31,7 +32,8 @@ loss-grads reads the batch (JSON, camelCase):
     { promptIds: number[][]        one per group (completion i uses promptIds[i // groupSize]) or one per completion
       completionIds: number[][]    N completions, in groups of groupSize consecutive completions
       rewards: number[]            N (may be left out when advantages is given)
-      groupSize, lossType: 'grpo'|'bnpo'|'dr_grpo', epsilon, epsilonHigh? (= epsilon), beta, temperature,
+      groupSize, lossType: 'grpo'|'bnpo'|'dr_grpo'|'sft', epsilon, epsilonHigh? (= epsilon), beta, temperature,
+                                   (for 'sft' rewards, epsilon and beta may be left out and are ignored)
       maxCompletionLength?         dr_grpo's constant (default: the longest completion)
       scaleRewards?: 'group'|'batch'|'none' (default 'group')
       oldLogps?: number[][]        sampling log-probs per completion token (default: current log-probs, detached)
@@ -58,6 +60,10 @@ Semantics followed
       clipFraction = fraction of tokens where the clipped term is the strictly smaller one (TRL's
                   "clip_ratio/region_mean": ratio < 1 - eps with A < 0, or ratio > 1 + epsHigh with A > 0)
       kl        = mean over all tokens of the k3 term (0 when beta is 0)
+    Supervised fine-tuning ('sft', TRL SFTTrainer with the loss on completion tokens only):
+      sft       = -(sum of every completion token's logp) / (total completion tokens), logp as above (the
+                  temperature divides the logits as for the other types); rewards, advantages (reported as
+                  0), old/ref log-probs, clipping and beta play no part; clipFraction and kl are 0
 """
 
 from __future__ import annotations
@@ -343,7 +349,8 @@ def weights_in(weights: Dict[str, Tensor], dtype: torch.dtype) -> Dict[str, Tens
 # GRPO: batch, per-token log-probs, advantages, loss
 # ================================================================================================
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo")  # the GRPO aggregations
+SFT = "sft"  # supervised fine-tuning: mean NLL of the completion tokens
 SCALE_REWARDS = ("group", "batch", "none")
 
 
@@ -414,8 +421,12 @@ def parse_batch(obj: dict, vocab: int) -> GrpoBatch:
     if any(len(p) == 0 for p in prompts):
         raise ValueError("batch.promptIds: every prompt needs at least one token")
     loss_type = obj.get("lossType")
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"batch.lossType {loss_type!r}: expected one of {LOSS_TYPES}")
+    if loss_type not in LOSS_TYPES + (SFT,):
+        raise ValueError(f"batch.lossType {loss_type!r}: expected one of {LOSS_TYPES + (SFT,)}")
+    if loss_type == SFT:  # nothing of the policy-gradient terms is read; neutral values keep the checks below simple
+        obj = {"epsilon": 0.0, "beta": 0.0, **obj}
+        if obj.get("rewards") is None and obj.get("advantages") is None:
+            obj["advantages"] = [0.0] * n
     scale_rewards = obj.get("scaleRewards", "group")
     if scale_rewards not in SCALE_REWARDS:
         raise ValueError(f"batch.scaleRewards {scale_rewards!r}: expected one of {SCALE_REWARDS}")
@@ -550,9 +561,18 @@ def grpo_loss(logps: List[Tensor], batch: GrpoBatch, ref_logps: Optional[List[Te
                       clip_fraction, kl)
 
 
+def sft_loss(logps: List[Tensor], dtype: torch.dtype) -> LossResult:
+    """Supervised fine-tuning: the mean negative log-likelihood over every completion token of the batch."""
+    tokens = sum(lp.shape[0] for lp in logps)
+    loss = -sum(lp.sum() for lp in logps) / tokens
+    return LossResult(loss, [lp.detach() for lp in logps], torch.zeros(len(logps), dtype=dtype), 0.0, 0.0)
+
+
 def reference_logps(spec: ModelSpec, weights: Dict[str, Tensor], batch: GrpoBatch, dtype: torch.dtype) -> Optional[List[Tensor]]:
     """The reference model's log-probs: given in the batch, or the base model (adapter disabled) when
-    beta > 0, or None when beta is 0 (the reference pass is skipped)."""
+    beta > 0, or None when beta is 0 or the loss is 'sft' (the reference pass is skipped)."""
+    if batch.loss_type == SFT:
+        return None
     if batch.ref_logps is not None:
         return [torch.tensor(r, dtype=dtype) for r in batch.ref_logps]
     if batch.beta == 0.0:
@@ -568,7 +588,7 @@ def loss_and_grads(spec: ModelSpec, weights: Dict[str, Tensor], adapter: Adapter
     trainable = adapter.to(dtype, requires_grad=True)
     ref = reference_logps(spec, w, batch, dtype)
     logps = sequence_logps(lambda t: lora_forward_sequence(spec, w, trainable, t, dtype), batch)
-    result = grpo_loss(logps, batch, ref, dtype)
+    result = sft_loss(logps, dtype) if batch.loss_type == SFT else grpo_loss(logps, batch, ref, dtype)
     params = trainable.peft_tensors()
     grads = torch.autograd.grad(result.loss, list(params.values()), allow_unused=True)
     return result, OrderedDict((n, g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params.items(), grads))
@@ -814,6 +834,48 @@ def check_finite_differences() -> str:
     return "central differences (h 1e-6, f64, clipped tokens, beta 0.04, T 0.7) match autograd, worst rel: " + ", ".join(out)
 
 
+def check_sft() -> str:
+    """'sft': the loss by hand (plain-Python log-softmax of merged-weight logits), finite differences, and the
+    policy-gradient fields (rewards, beta, oldLogps, epsilon) change nothing."""
+    spec, weights = tiny_setup("llama")
+    adapter = init_adapter(spec, 3, 6.0, False, ALL_TARGETS, seed=5, b_scale=0.3)
+    batch = tiny_batch(SFT, rewards=None, beta=0.0)
+    result, grads = loss_and_grads(spec, weights, adapter, batch)
+    merged = merged_weights(weights, adapter.to(torch.float64), torch.float64)
+    nll = []
+    for prompt, completion in zip(batch.prompts, batch.completions):
+        logits = qwen2_ref.forward_sequence(spec, merged, torch.tensor(prompt + completion)).tolist()
+        for t, tok in enumerate(completion):
+            row = [x / batch.temperature for x in logits[len(prompt) + t - 1]]
+            m = max(row)
+            nll.append(m + math.log(sum(math.exp(x - m) for x in row)) - row[tok])
+    want = sum(nll) / len(nll)
+    err = abs(float(result.loss) - want) / want
+    assert err < 1e-12, f"sft loss {float(result.loss)} vs by hand {want}"
+    assert result.kl == 0.0 and result.clip_fraction == 0.0 and result.advantages.abs().max().item() == 0.0
+    other = tiny_batch(SFT, beta=0.5, epsilon=0.01, oldLogps=[[0.0] * len(c) for c in batch.completions])
+    r2, g2 = loss_and_grads(spec, weights, adapter, other)
+    same = float(r2.loss) == float(result.loss) and all(torch.equal(grads[n], g2[n]) for n in grads)
+    assert same, "sft depends on rewards / beta / epsilon / oldLogps"
+    probe = adapter.to(torch.float64)
+    w = weights_in(weights, torch.float64)
+
+    def loss_of() -> float:
+        return float(sft_loss(sequence_logps(lambda t: lora_forward_sequence(spec, w, probe, t), batch), torch.float64).loss)
+
+    worst = 0.0
+    for path in ("model.layers.0.self_attn.k_proj", "model.layers.1.mlp.gate_proj"):
+        for which, tensor in (("A", probe.A[path]), ("B", probe.B[path])):
+            g = grads[peft_name(path, which)]
+            index = tuple(int(i) for i in divmod(int(g.abs().argmax()), g.shape[1]))
+            fd = finite_difference(loss_of, tensor, index, 1e-6)
+            rel = abs(fd - g[index].item()) / max(abs(g[index].item()), 1e-8)
+            assert rel < 1e-5, f"sft {path} lora_{which}{list(index)}: autograd {g[index].item()} vs FD {fd}"
+            worst = max(worst, rel)
+    return (f"sft loss == by-hand mean NLL at T 0.7 (rel {err:.0e}); ignores rewards/beta/eps/oldLogps; "
+            f"central differences worst rel {worst:.1e}")
+
+
 def check_equal_rewards_zero_grad() -> str:
     spec, weights = tiny_setup()
     adapter = init_adapter(spec, 4, 8.0, False, ALL_TARGETS, seed=5, b_scale=0.3)
@@ -928,6 +990,7 @@ def cmd_self_test(_: argparse.Namespace) -> None:
         ("equal rewards: zero gradient", check_equal_rewards_zero_grad),
         ("kl at the base model", check_kl_vanishes_at_base),
         ("batch forms and dtypes", check_batch_forms),
+        ("sft: mean NLL", check_sft),
         ("cli round trip", check_cli_round_trip),
     ]
     failed = 0
