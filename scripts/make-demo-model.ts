@@ -6,7 +6,7 @@
  * seven projections, which is then merged into the weights (lib/export/mergeAdapter).
  *
  * The traces are deliberately imperfect: a non-final round whose running value reached 5 or more
- * drops its progress (hands on the start state `a0`) with probability DROP_HIGH, otherwise with
+ * drops its progress (hands on its label with value 0) with probability DROP_HIGH, otherwise with
  * DROP_LOW — so the model greedily drops about half the time, well below 100% multi-round accuracy,
  * while it still samples the carry often enough for MOTIF's future-accuracy reward to pick it up.
  *
@@ -62,10 +62,14 @@ async function main(): Promise<void> {
     options: {
       out: { type: 'string', default: 'assets/demo-model' },
       steps: { type: 'string' },
+      lr: { type: 'string' },
+      batch: { type: 'string' },
       threads: { type: 'string', default: String(os.availableParallelism()) },
     },
   });
   const steps = values.steps ? Number(values.steps) : RECIPE.steps;
+  if (values.lr) RECIPE.lr = Number(values.lr);
+  if (values.batch) RECIPE.batch = Number(values.batch);
   const threads = Number(values.threads);
   const task = resolveDemoTask(RECIPE.task);
   const templates = demoTemplates();
@@ -100,9 +104,11 @@ async function main(): Promise<void> {
 
     const schedule = cosineWithWarmup({ lr: RECIPE.lr, totalSteps: steps, warmupRatio: RECIPE.warmupRatio });
     const maxTokens = DEMO_SETTINGS.maxTokens;
-    const evalNow = async () =>
-      (await evaluate(model, { dataset: heldOut, rounds: task.rounds, maxTokens, templates, batchSize: 100 })).strict
-        .accuracy;
+    const evalNow = async () => {
+      const e = await evaluate(model, { dataset: heldOut, rounds: task.rounds, maxTokens, templates, batchSize: 100 });
+      console.log(`  sample: ${JSON.stringify(e.results[0]?.question)} -> ${JSON.stringify(e.results[0]?.rounds)}`);
+      return e.strict.accuracy;
+    };
     let order = shuffle(
       examples.map((_, i) => i),
       RECIPE.seed,
@@ -148,6 +154,34 @@ async function main(): Promise<void> {
       lossN++;
       if (step % 10 === 0 && process.env.MOTIF_DEMO_TRACE)
         console.log(`step ${step} loss ${res.loss.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      if (process.env.MOTIF_DEMO_TRACE && step % 100 === 0) {
+        // Diagnostics: mean NLL per completion position over the next 64 examples, by round.
+        for (const round of [1, 2, 3]) {
+          const ids = traces
+            .map((t, i) => (t.round === round ? i : -1))
+            .filter((i) => i >= 0)
+            .slice(0, 48);
+          const b = ids.map((i) => examples[i] as { prompt: number[]; completion: number[] });
+          const d = await model.lossAndGradients({
+            promptIds: b.map((x) => x.prompt),
+            completionIds: b.map((x) => x.completion),
+            rewards: b.map(() => 0),
+            groupSize: 1,
+            lossType: 'sft',
+            epsilon: 0.2,
+            beta: 0,
+            temperature: 1,
+          });
+          const sums: number[] = [];
+          let k = 0;
+          for (const x of b)
+            x.completion.forEach((_, j) => {
+              sums[j] = (sums[j] ?? 0) - (d.logps[k++] as number) / b.length;
+            });
+          const text = tok.decode(b[0]?.completion ?? []).replace(/\n/g, '|');
+          console.log(`  round ${round} ${JSON.stringify(text)}\n   nll ${sums.map((v) => v.toFixed(1)).join(' ')}`);
+        }
+      }
       if (step % RECIPE.evalEvery === 0 || step === steps) {
         accuracy = await evalNow();
         console.log(

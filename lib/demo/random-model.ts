@@ -1,7 +1,8 @@
 /**
  * random-model.ts — a freshly initialized tiny Qwen2 model folder (config.json + f32
  * model.safetensors), the starting point the demo model is trained from. Weights are drawn from a
- * seeded PRNG (normal, std 1/√fan_in for projections, 1 for the embedding, norms at 1), so the
+ * seeded PRNG (normal, std 1/√fan_in for projections, 3/√hidden for lm_head, 1 for the embedding,
+ * norms at 1), so the
  * same seed writes the same bytes on every platform.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -75,7 +76,10 @@ export async function writeRandomQwen2(dir: string, s: TinyQwen2Sizes, seed: num
     fill(`${p}mlp.down_proj.weight`, [s.hidden, s.intermediate], 1 / Math.sqrt(s.intermediate));
   }
   fill('model.norm.weight', [s.hidden], 0, 1);
-  fill('lm_head.weight', [s.vocab, s.hidden], 1 / Math.sqrt(s.hidden));
+  // The LoRA never touches lm_head or the final norm, so their scale caps the logits: a final hidden
+  // state of norm √C reaches at most std·C on one token. std 3/√C leaves room for confident
+  // predictions (a cap of 3√C) where 1/√C would hold every probability below ~0.9.
+  fill('lm_head.weight', [s.vocab, s.hidden], 3 / Math.sqrt(s.hidden));
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(tinyQwen2Config(s), null, 2)}\n`);
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors);

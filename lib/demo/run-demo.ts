@@ -78,6 +78,9 @@ export interface DemoDeps {
   loadModel: (dir: string, options: LoadModelOptions) => Promise<unknown>;
   /** The model folder (default: the shipped {@link demoModelDir}). */
   modelDir?: string;
+  /** Fewer generated problems (a shortened demo, for tests). Default: DEMO_SETTINGS's. */
+  evalProblems?: number;
+  trainProblems?: number;
   /** Where the printed lines go (default console.log). */
   print?: (line: string) => void;
 }
@@ -126,8 +129,12 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
     const m: TrainableModel = model;
     const task = DEMO_SETTINGS.task;
     const templates = demoTemplates();
-    const trainRows = generateDemoRows(DEMO_SETTINGS.trainProblems, DEMO_SETTINGS.trainSeed, task);
-    const heldOut = generateDemoRows(DEMO_SETTINGS.evalProblems, DEMO_SETTINGS.evalSeed, task);
+    const trainRows = generateDemoRows(
+      deps.trainProblems ?? DEMO_SETTINGS.trainProblems,
+      DEMO_SETTINGS.trainSeed,
+      task,
+    );
+    const heldOut = generateDemoRows(deps.evalProblems ?? DEMO_SETTINGS.evalProblems, DEMO_SETTINGS.evalSeed, task);
     const prompt = config.method === 'motif' ? ('motif' as const) : ('grpo' as const);
     const evalProtocol = {
       prompt,

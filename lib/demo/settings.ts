@@ -9,10 +9,10 @@ import { type DemoTask, resolveDemoTask } from './task.js';
 
 /**
  * Tokens of the longest round response with the demo tokenizer, stop token included: the tags and
- * newlines (10), the restated state (2), five per step, `\boxed{` + digit + `}` (3), `<|im_end|>` (1).
+ * newlines (10), the restated state (2), four per step, `\boxed{` + digit + `}` (3), `<|im_end|>` (1).
  */
 export function demoResponseTokens(stepsPerRound: number): number {
-  return 10 + 2 + 5 * stepsPerRound + 3 + 1;
+  return 10 + 2 + 4 * stepsPerRound + 3 + 1;
 }
 
 /** The per-round budget: the longest response plus two tokens of slack (one more step does not fit). */

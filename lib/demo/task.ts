@@ -4,16 +4,20 @@
  * hand its partial result (the next label and the running value) to the next round in <answer>, and
  * box the result in the final round.
  *
- *   question  a3b7c1d9e4f2g8h5i0j6k2l9         (label, digit) pairs
- *   round 1   <reasoning>\na0 a3:3 b7:0 c1:1 d9:0\n</reasoning>\n<answer>\ne0\n</answer>\n
- *   round 2   (user message carries progress "e0")  ... e4:4 f2:6 g8:4 h5:9 ... <answer>\ni9\n</answer>
- *   round 3   (final)                                ... <answer>\n\boxed{6}\n</answer>\n
+ *   question  a3, b7, c1, d9, e4, f2, g8, h5, i0, j6, k2, l9
+ *   round 1   <reasoning>\na0 3:3 7:0 1:1 9:0\n</reasoning>\n<answer>\ne0\n</answer>\n
+ *   round 2   (user message ends "Progress is: e0")   e0 4:4 2:6 8:4 5:9 ... <answer>\ni9\n</answer>
+ *   round 3   (final)                                  i9 0:9 6:5 2:7 9:6 ... <answer>\n\boxed{6}\n</answer>
  *
- * Each step is `<label><digit>:<new value>`; the reasoning opens by restating the state it starts
- * from, so every value is computed from the one five characters before it and every digit is found
- * by its label (what a two-layer transformer learns easily). The task goes through the same round
+ * Each step is `<digit>:<new value>`; the reasoning opens by restating the state it starts from.
+ * The layout is chosen so that a tiny transformer needs only fixed-distance lookups: a step is four
+ * characters like a question pair ("a3, "), and each later round's prompt is exactly four characters
+ * per step longer (the progress and final-round texts of {@link demoTemplates}), so the digit a step
+ * needs always sits the same distance back, and each value comes from the digit just before it and
+ * the value four characters earlier. (An earlier layout that found digits by their label — an
+ * induction lookup — stayed at chance after 500 SFT steps.) The task goes through the same round
  * protocol (lib/motif/protocol.ts), tags and rewards as the real datasets; only the prompt texts are
- * its own, supplied through the template mechanism (see {@link demoTemplates}).
+ * its own, supplied through the template mechanism.
  */
 
 import type { DatasetRow } from '../data/datasets.js';
@@ -78,25 +82,27 @@ export function demoLabel(i: number): string {
   return l;
 }
 
-/** The digits of a question (`a3b7c1` → [3, 7, 1]); a MotifError when it is not a demo question. */
+/** The separator between the question's pairs. */
+const SEP = ', ';
+
+/** The question text of a chain of digits: `a3, b7, c1`. */
+export function formatDemoQuestion(digits: readonly number[]): string {
+  return digits.map((d, i) => `${demoLabel(i)}${d}`).join(SEP);
+}
+
+/** The digits of a question (`a3, b7, c1` → [3, 7, 1]); a MotifError when it is not a demo question. */
 export function parseDemoQuestion(question: string): number[] {
-  if (typeof question !== 'string' || question.length === 0 || question.length % 2 !== 0)
-    throw new MotifError(
-      'ERR_MOTIF_INVALID_ARGUMENT',
-      `not a demo question (label/digit pairs): ${JSON.stringify(question)}`,
-    );
-  const digits: number[] = [];
-  for (let i = 0; i < question.length; i += 2) {
-    const label = question[i];
-    const digit = question.charCodeAt(i + 1) - 48;
-    if (label !== LABELS[i / 2] || digit < 0 || digit > 9)
+  if (typeof question !== 'string' || question.length === 0)
+    throw new MotifError('ERR_MOTIF_INVALID_ARGUMENT', `not a demo question: ${JSON.stringify(question)}`);
+  return question.split(SEP).map((pair, i) => {
+    const digit = pair.charCodeAt(1) - 48;
+    if (pair.length !== 2 || pair[0] !== LABELS[i] || !(digit >= 0 && digit <= 9))
       throw new MotifError(
         'ERR_MOTIF_INVALID_ARGUMENT',
-        `not a demo question: expected label '${LABELS[i / 2]}' and a digit at character ${i}, got ${JSON.stringify(question.slice(i, i + 2))}`,
+        `not a demo question: pair ${i + 1} should be '${LABELS[i] ?? '?'}' and a digit, got ${JSON.stringify(pair)} (questions look like "a3, b7, c1")`,
       );
-    digits.push(digit);
-  }
-  return digits;
+    return digit;
+  });
 }
 
 /** The reference answer: the sum of the digits modulo 10, as a string. */
@@ -111,13 +117,10 @@ export function generateDemoRows(count: number, seed: number, options: DemoTaskO
   const rng = createRng(seed);
   const rows: DatasetRow[] = [];
   for (let n = 0; n < count; n++) {
-    let question = '';
-    let sum = 0;
-    for (let i = 0; i < task.length; i++) {
-      const d = randomInt(rng, task.maxDigit + 1);
-      question += `${demoLabel(i)}${d}`;
-      sum += d;
-    }
+    const digits: number[] = [];
+    for (let i = 0; i < task.length; i++) digits.push(randomInt(rng, task.maxDigit + 1));
+    const question = formatDemoQuestion(digits);
+    const sum = digits.reduce((a, b) => a + b, 0);
     rows.push({
       id: `demo-${seed}-${n}`,
       question,
@@ -161,7 +164,7 @@ export interface DemoRound {
 /**
  * The response of one round that starts from `state`: up to stepsPerRound steps of the chain, then
  * the progress (non-final rounds) or the boxed value (the final round). With `dropProgress` a
- * non-final round hands on the start state `a0` instead of its result — the failure the demo
+ * non-final round loses its running value (hands on `e0` instead of `e7`) — the failure the demo
  * model is taught on purpose, which MOTIF's future-accuracy reward learns to avoid.
  */
 export function demoRoundResponse(
@@ -176,25 +179,28 @@ export function demoRoundResponse(
   let line = formatDemoProgress(state);
   for (let s = 0; s < task.stepsPerRound && next < digits.length; s++) {
     value = (value + (digits[next] as number)) % DEMO_MODULUS;
-    line += ` ${demoLabel(next)}${digits[next]}:${value}`;
+    line += ` ${digits[next]}:${value}`;
     next++;
   }
   const after = { next, value };
-  const answer = final ? `\\boxed{${value}}` : formatDemoProgress(dropProgress ? { next: 0, value: 0 } : after);
+  const answer = final ? `\\boxed{${value}}` : formatDemoProgress(dropProgress ? { next, value: 0 } : after);
   return { response: `<reasoning>\n${line}\n</reasoning>\n<answer>\n${answer}\n</answer>\n`, after };
 }
 
 /**
- * The demo's prompt texts (short, so prompts stay a few dozen characters), checked by the
- * protocol's own resolveTemplates. Placeholders as in lib/motif/protocol.ts.
+ * The demo's prompt texts, checked by the protocol's own resolveTemplates (placeholders as in
+ * lib/motif/protocol.ts). The final-round text comes before the progress and each is 16
+ * characters long (with a two-character progress), so round r's prompt is 16·(r-1) characters
+ * longer than round 1's: four per step of a four-step round, which keeps every lookup of a trained
+ * model at a fixed distance (see the file comment). Other step counts keep working, unaligned.
  */
 export function demoTemplates(): ProtocolTemplates {
   return resolveTemplates(
     {
       system: 'Sum the digits mod 10 in {rounds} rounds.',
-      user: '{question}{progressPart}{finalPart}',
-      progress: ' Progress: {progress}',
-      finalRound: ' Final round.',
+      user: '{question}{finalPart}{progressPart}',
+      progress: ' Progress is: {progress}',
+      finalRound: ' Final round now',
       singleRoundSystem: 'Sum the digits mod 10.',
       baseSystem: 'Sum the digits mod 10. Box the sum.',
     },

@@ -3,7 +3,7 @@
  * problem is played through the MOTIF round protocol (the same messages lib/train/rollout.ts builds,
  * progress taken from <answer> by the protocol's own extractProgress), and every round becomes one
  * (chat messages, response) example. A drop rule decides, per non-final round, whether the trace
- * hands on its progress or the start state — the imperfection the demo's RL run then fixes.
+ * hands on its progress or loses the running value — the imperfection the demo's RL run then fixes.
  */
 import type { DatasetRow } from '../data/datasets.js';
 import { createRng, type Rng } from '../data/random.js';
