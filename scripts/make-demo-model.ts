@@ -47,7 +47,7 @@ const RECIPE = {
   trainProblems: 6000,
   dropHigh: 0.7,
   dropLow: 0.1,
-  steps: 1500,
+  steps: 1200,
   batch: 24,
   lr: 3e-3,
   warmupRatio: 0.03,
@@ -104,8 +104,14 @@ async function main(): Promise<void> {
 
     const schedule = cosineWithWarmup({ lr: RECIPE.lr, totalSteps: steps, warmupRatio: RECIPE.warmupRatio });
     const maxTokens = DEMO_SETTINGS.maxTokens;
+    // Progress is measured on a fresh instance with the adapter saved so far: the engine does not
+    // invalidate its prefix cache when the adapter changes, so the training instance would reuse stale KV.
     const evalNow = async () => {
-      const e = await evaluate(model, { dataset: heldOut, rounds: task.rounds, maxTokens, templates, batchSize: 100 });
+      const probe = path.join(work, 'probe-adapter');
+      await saveAdapter(model, probe, { baseModel: 'random' });
+      const fresh = await loadModel(baseDir, { device: 'cpu', threads, adapter: probe });
+      const e = await evaluate(fresh, { dataset: heldOut, rounds: task.rounds, maxTokens, templates, batchSize: 100 });
+      await fresh.dispose();
       console.log(`  sample: ${JSON.stringify(e.results[0]?.question)} -> ${JSON.stringify(e.results[0]?.rounds)}`);
       return e.strict.accuracy;
     };

@@ -117,11 +117,12 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
   const say = quiet ? () => {} : print;
 
   const modelDir = deps.modelDir ?? demoModelDir();
-  const model = await deps.loadModel(modelDir, {
+  const loadOptions: LoadModelOptions = {
     device: values.device as LoadModelOptions['device'],
     threads: values.threads as number,
     kvCacheBytes: values['kv-cache-bytes'] as number | undefined,
-  });
+  };
+  const model = await deps.loadModel(modelDir, loadOptions);
   const dispose = async () => (model as { dispose?: () => Promise<void> }).dispose?.();
   try {
     if (!isTrainableModel(model))
@@ -146,16 +147,27 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
       `built-in demo: a tiny Qwen2 (${modelDir}) learns to carry its progress across ${task.rounds} rounds ` +
         `(sum of ${task.length} digits mod 10, ${task.stepsPerRound} steps fit in a round's ${config.maxTokens} tokens)`,
     );
-    const evalAt = async (name: string): Promise<EvaluateResult> =>
-      evaluate(m, {
-        dataset: heldOut,
-        rounds: config.rounds,
-        prompt,
-        maxTokens: config.maxTokens,
-        templates,
-        batchSize: 100,
-        out: path.join(runDir, `eval-${name}.jsonl`),
-      });
+    // Each evaluation runs on its own freshly loaded instance (the shipped weights, plus the trained
+    // adapter for AFTER): the engine's prefix cache is not invalidated when the adapter changes (a
+    // native bug reported to the lead), so a model that has generated before would reuse stale KV.
+    const evalAt = async (name: string, adapter?: string): Promise<EvaluateResult> => {
+      const fresh = (await deps.loadModel(modelDir, { ...loadOptions, adapter })) as TrainableModel & {
+        dispose?: () => Promise<void>;
+      };
+      try {
+        return await evaluate(fresh, {
+          dataset: heldOut,
+          rounds: config.rounds,
+          prompt,
+          maxTokens: config.maxTokens,
+          templates,
+          batchSize: 100,
+          out: path.join(runDir, `eval-${name}.jsonl`),
+        });
+      } finally {
+        await fresh.dispose?.();
+      }
+    };
     // Create the run folder now (and refuse one that already holds a run) before spending time evaluating.
     await RunDir.open(runDir, { resume: false });
     const before = await evalAt('before');
@@ -180,7 +192,7 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
       log: quiet ? () => {} : undefined,
     });
     const trainSeconds = (performance.now() - tTrain) / 1000;
-    const after = await evalAt('after');
+    const after = await evalAt('after', r.adapterDir);
     const summary: DemoSummary = {
       format: 'motif-native-demo-summary',
       version: 1,
