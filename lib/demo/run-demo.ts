@@ -143,8 +143,12 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
       problems: heldOut.length,
       maxTokens: config.maxTokens,
     };
+    const goal =
+      config.method === 'motif'
+        ? `learns to carry its progress across ${config.rounds} rounds`
+        : 'trains the single-round GRPO baseline (one round, the same budget)';
     say(
-      `built-in demo: a tiny Qwen2 (${modelDir}) learns to carry its progress across ${task.rounds} rounds ` +
+      `built-in demo: a tiny Qwen2 (${modelDir}) ${goal} ` +
         `(sum of ${task.length} digits mod 10, ${task.stepsPerRound} steps fit in a round's ${config.maxTokens} tokens)`,
     );
     // Each evaluation runs on its own freshly loaded instance (the shipped weights, plus the trained
