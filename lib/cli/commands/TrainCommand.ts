@@ -15,7 +15,7 @@ import { runDemo } from '../../demo/run-demo.js';
 import { type LoadModelOptions, loadModel } from '../../model/Model.js';
 import { MotifError } from '../../native/errors.js';
 import { closeSymbolic } from '../../text/symbolic.js';
-import { type Flag, G_RUN, readConfigFile, resolveTrainValues, TRAIN_FLAGS } from '../../train/flags.js';
+import { type Flag, G_RUN, resolveTrainValues, TRAIN_FLAGS } from '../../train/flags.js';
 import { ProgressBar } from '../../train/progress.js';
 import { train } from '../../train/trainer.js';
 import { isTrainableModel } from '../../train/types.js';
@@ -45,9 +45,10 @@ export interface TrainDeps {
 
 /** The `train` command's work: resolve the settings, load data and model, train, print a summary. */
 export async function runTrain(argv: Record<string, unknown>, deps: TrainDeps = { loadModel }): Promise<void> {
-  // No --model: the built-in demo (lib/demo/run-demo.ts) with its own model, task and settings.
-  const fileModel = typeof argv.config === 'string' ? (await readConfigFile(argv.config)).model : undefined;
-  if (argv.model === undefined && fileModel === undefined) {
+  const { values, config } = await resolveTrainValues(argv);
+  // No model from the command line, a --config file or the resumed run: the built-in demo
+  // (lib/demo/run-demo.ts) with its own model, task and settings.
+  if (values.model === undefined) {
     try {
       await runDemo(argv, { loadModel: deps.loadModel });
     } finally {
@@ -55,7 +56,6 @@ export async function runTrain(argv: Record<string, unknown>, deps: TrainDeps = 
     }
     return;
   }
-  const { values, config } = await resolveTrainValues(argv);
   const modelDir = values.model as string;
   const datasetFile = values.dataset as string | undefined;
   if (datasetFile === undefined)
