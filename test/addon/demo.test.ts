@@ -155,7 +155,7 @@ describe('built-in demo', () => {
   it('refuses --dataset without --model, and a run folder that already holds a run', async () => {
     await assert.rejects(runDemo({ dataset: 'x.jsonl' }, { loadModel }), /--dataset needs --model/);
     await assert.rejects(
-      runDemo({ steps: 1, 'run-dir': path.join(tmp, 'run') }, { loadModel, evalProblems: 2 }),
+      runDemo({ steps: 1, 'run-dir': path.join(tmp, 'run') }, { loadModel, evalProblems: 2, print: () => {} }),
       /already holds a training run/,
     );
   });
