@@ -93,15 +93,15 @@ function pct(x: number): string {
 export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Promise<DemoSummary> {
   const t0 = performance.now();
   const print = deps.print ?? ((line: string) => console.log(line));
-  if (argv.dataset !== undefined)
+  // Demo settings fill in only what neither the command line nor a --config file sets.
+  const fromFile = typeof argv.config === 'string' ? await readConfigFile(argv.config) : {};
+  if (argv.dataset !== undefined || fromFile.dataset !== undefined)
     throw new MotifError(
       'ERR_MOTIF_INVALID_ARGUMENT',
       '--dataset needs --model: the built-in demo (no --model) trains on its own generated task',
     );
   if (argv.resume === true)
     throw new MotifError('ERR_MOTIF_INVALID_ARGUMENT', '--resume is not supported by the built-in demo; pass --model');
-  // Demo settings fill in only what neither the command line nor a --config file sets.
-  const fromFile = typeof argv.config === 'string' ? await readConfigFile(argv.config) : {};
   const merged: Record<string, unknown> = { ...argv };
   for (const [name, v] of Object.entries(demoFlagDefaults()))
     if (merged[name] === undefined && fromFile[name] === undefined) merged[name] = v;
@@ -109,7 +109,7 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
     const d = new Date();
     const p = (n: number) => String(n).padStart(2, '0');
     const stamp = `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-    merged['run-dir'] = path.join('runs', `demo-${(merged.method as string | undefined) ?? 'motif'}-${stamp}`);
+    merged['run-dir'] = path.join('runs', `demo-${String(merged.method ?? fromFile.method ?? 'motif')}-${stamp}`);
   }
   const { values, config } = await resolveTrainValues(merged);
   const runDir = values['run-dir'] as string;
