@@ -1,5 +1,6 @@
 // `motif-native train` and `eval` on the command line: --help documents every flag with the paper's
-// defaults; no --model says the demo is not available and what to pass; bad flags, config files
+// defaults; no --model runs the built-in demo (tested in test/addon/demo.test.ts), which refuses
+// --dataset and says to pass --model; bad flags, config files
 // and data files give errors that name them; --config merges under the command line; a full
 // train -> resume -> eval round trip through the commands on the fake model writes the run folder.
 
@@ -86,14 +87,16 @@ describe('train --help and the no-model message (through bin/cli.ts)', () => {
     assert.match(help, /YAML is not supported/);
   });
 
-  it('says the demo is not available yet and what to pass instead', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'lib/cli/cli.ts', 'train'], {
+  it('with --dataset but no --model, says the built-in demo has its own data and to pass --model', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'lib/cli/cli.ts', 'train', '--dataset', 'x.jsonl'], {
       cwd: ROOT,
       encoding: 'utf8',
     });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /built-in demo .* is not available yet/);
-    assert.match(r.stderr, /--model <HuggingFace Qwen2\/Llama folder> --dataset/);
+    assert.match(
+      r.stderr,
+      /--dataset needs --model: the built-in demo \(no --model\) trains on its own generated task/,
+    );
   });
 });
 

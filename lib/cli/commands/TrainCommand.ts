@@ -5,12 +5,13 @@
  *
  * Every setting is a flag (the table in lib/train/flags.ts, with the paper's defaults). Settings
  * merge in this order: command line > `--config file.json` > the run's own manifest (with --resume)
- * > defaults. With no --model the command says that the built-in demo is not available yet and what
- * to pass instead.
+ * > defaults. With no --model the command runs the built-in demo (lib/demo/run-demo.ts): the shipped
+ * tiny model on the generated multi-round task, accuracy before and after, summary.json.
  */
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { type DatasetKind, type DatasetOptions, loadDataset } from '../../data/datasets.js';
+import { runDemo } from '../../demo/run-demo.js';
 import { type LoadModelOptions, loadModel } from '../../model/Model.js';
 import { MotifError } from '../../native/errors.js';
 import { closeSymbolic } from '../../text/symbolic.js';
@@ -42,18 +43,20 @@ export interface TrainDeps {
   loadModel: (dir: string, options: LoadModelOptions) => Promise<unknown>;
 }
 
-const NO_DEMO = [
-  'the built-in demo (`motif-native train` with no --model) is not available yet in this version.',
-  'Train a model of your own instead:',
-  '  motif-native train --model <HuggingFace Qwen2/Llama folder> --dataset <questions.jsonl> [--steps N ...]',
-  'for example --dataset ../shared/data/gsm8k/train.jsonl; `motif-native train --help` lists every setting.',
-].join('\n');
-
 /** The `train` command's work: resolve the settings, load data and model, train, print a summary. */
 export async function runTrain(argv: Record<string, unknown>, deps: TrainDeps = { loadModel }): Promise<void> {
   const { values, config } = await resolveTrainValues(argv);
-  const modelDir = values.model as string | undefined;
-  if (modelDir === undefined) throw new MotifError('ERR_MOTIF_UNSUPPORTED', NO_DEMO);
+  // No model from the command line, a --config file or the resumed run: the built-in demo
+  // (lib/demo/run-demo.ts) with its own model, task and settings.
+  if (values.model === undefined) {
+    try {
+      await runDemo(argv, { loadModel: deps.loadModel });
+    } finally {
+      await closeSymbolic();
+    }
+    return;
+  }
+  const modelDir = values.model as string;
   const datasetFile = values.dataset as string | undefined;
   if (datasetFile === undefined)
     throw usage(
