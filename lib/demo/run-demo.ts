@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { LoadModelOptions } from '../model/Model.js';
 import { MotifError } from '../native/errors.js';
+import { writeRunReport } from '../report/writeReport.js';
 import { type EvaluateResult, evaluate } from '../train/evaluate.js';
 import { readConfigFile, resolveTrainValues, TRAIN_FLAGS } from '../train/flags.js';
 import { ProgressBar } from '../train/progress.js';
@@ -151,9 +152,8 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
       `built-in demo: a tiny Qwen2 (${modelDir}) ${goal} ` +
         `(sum of ${task.length} digits mod 10, ${task.stepsPerRound} steps fit in a round's ${config.maxTokens} tokens)`,
     );
-    // Each evaluation runs on its own freshly loaded instance (the shipped weights, plus the trained
-    // adapter for AFTER): the engine's prefix cache is not invalidated when the adapter changes (a
-    // native bug reported to the lead), so a model that has generated before would reuse stale KV.
+    // Each evaluation runs on its own freshly loaded instance: the shipped weights, plus the adapter
+    // as saved for AFTER (what a user reloading the run gets).
     const evalAt = async (name: string, adapter?: string): Promise<EvaluateResult> => {
       const fresh = (await deps.loadModel(modelDir, { ...loadOptions, adapter })) as TrainableModel & {
         dispose?: () => Promise<void>;
@@ -215,12 +215,15 @@ export async function runDemo(argv: Record<string, unknown>, deps: DemoDeps): Pr
       aborted: r.aborted,
     };
     await writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-    // REPORT CALL SITE: report.html (lib/report, branch `report`) is to be written here, from runDir.
+    // The trainer wrote report.html already; again now, so the page shows accuracy before -> after.
+    await writeRunReport(runDir).catch((err: Error) => say(`report.html not written: ${err.message}`));
     say(
       `accuracy after ${r.stepsCompleted} ${config.method.toUpperCase()} steps: ${pct(after.strict.accuracy)} ` +
         `(before ${pct(before.strict.accuracy)}, ${after.strict.accuracy >= before.strict.accuracy ? '+' : ''}${(100 * (after.strict.accuracy - before.strict.accuracy)).toFixed(1)} points)`,
     );
-    say(`wall time ${summary.wallSeconds.toFixed(0)} s; run folder ${runDir} (summary.json, metrics.jsonl, adapter/)`);
+    say(
+      `wall time ${summary.wallSeconds.toFixed(0)} s; run folder ${runDir} (summary.json, report.html, metrics.jsonl, adapter/)`,
+    );
     return summary;
   } finally {
     await dispose();

@@ -81,10 +81,14 @@ describe('built-in demo', () => {
       'eval-before.jsonl',
       'manifest.json',
       'metrics.jsonl',
+      'report.html',
       'samples.jsonl',
       'summary.json',
     ])
       assert.ok(names.includes(f), `${f} in ${names.join(', ')}`);
+    // report.html was rewritten after summary.json, so it embeds the before/after accuracies.
+    const html = await readFile(path.join(runDir, 'report.html'), 'utf8');
+    assert.match(html, /\d+(\.\d+)?% → \d+(\.\d+)?%/);
 
     const s = JSON.parse(await readFile(path.join(runDir, 'summary.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(s, JSON.parse(JSON.stringify(summary)));
