@@ -96,23 +96,13 @@ void dot_tile(const float* x, int64_t ldx, const WT* w, DType wtype, int64_t ldw
     }
 }
 
-// Runs the tiles over a [tn x nn] block: tokens in tiles of up to 4 (8 with AVX-512), rows in
-// tiles sized so accumulators + operands fit the vector registers.
+// Runs the tiles over a [tn x nn] block: tokens in tiles of up to 4, rows in tiles sized so
+// accumulators + operands fit the vector registers. (8-token tiles with AVX-512's 32 registers
+// measured no faster for decode batches of 8.)
 template <typename WT, bool kPrefetch = false>
 void dot_block(const float* x, int64_t ldx, int64_t tn, const WT* w, DType wtype, int64_t ldw, int64_t nn, int64_t K,
                float* out, int64_t ldo, TileStore st = {}) {
   int64_t t = 0;
-#if MOTIF_AVX512
-  // 32 vector registers: 8 tokens x 3 rows of accumulators halve the weight loads (and bf16
-  // widenings) per FMA of the 4 x 3 tile.
-  for (; t + 8 <= tn; t += 8) {
-    int64_t n = 0;
-    for (; n + 3 <= nn; n += 3)
-      dot_tile<8, 3, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo, st);
-    for (; n < nn; n++)
-      dot_tile<8, 1, WT, kPrefetch>(x + t * ldx, ldx, w + n * ldw, wtype, ldw, K, out + t * ldo + n, ldo, st);
-  }
-#endif
   for (; t + 4 <= tn; t += 4) {
     int64_t n = 0;
     for (; n + 3 <= nn; n += 3)
