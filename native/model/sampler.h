@@ -31,9 +31,16 @@ double sampler_uniform(uint64_t seed, uint64_t stream, uint64_t counter);
 struct SamplerScratch {
   std::vector<float> probs;
   std::vector<int32_t> order;
+  std::vector<double> bucket_mass;  // top-p without a full sort (see sampler.cpp)
+  std::vector<int32_t> bucket_count;
 };
 
 // Chooses a token from logits[V] with the uniform draw u in [0, 1).
 SampledToken sample_token(const float* logits, int32_t V, const SamplingParams& p, double u, SamplerScratch& scratch);
+
+// The same choice by sorting the whole kept set: the plain reference test-sampling holds the
+// bucketed top-p path of sample_token to.
+SampledToken sample_token_sorted(const float* logits, int32_t V, const SamplingParams& p, double u,
+                                 SamplerScratch& scratch);
 
 }  // namespace motif
