@@ -71,10 +71,10 @@ function joinSafetensors(header: unknown, data: Uint8Array): Buffer {
 export async function fuzzPeft(budget: FuzzBudget): Promise<FuzzReport> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'motif-fuzz-peft-'));
   try {
-    const seed = await seedAdapter(path.join(tmp));
+    const dir = tmp; // the adapter folder: the seed is written here, then each input over it
+    const seed = await seedAdapter(dir);
     const seedConfig = JSON.parse(seed.config.toString('utf8')) as unknown;
     const seedWeights = splitSafetensors(seed.weights);
-    const dir = path.join(tmp);
     return await fuzz('fuzz-peft', budget, async (rng) => {
       let config: Uint8Array = seed.config;
       let weights: Uint8Array = seed.weights;
