@@ -16,6 +16,7 @@ import { type Flag, TRAIN_FLAGS } from '../../train/flags.js';
 import { ProgressBar } from '../../train/progress.js';
 import { readSftDataset, type SftExample, sft } from '../../train/sft.js';
 import { isTrainableModel, LORA_TARGETS } from '../../train/types.js';
+import { interruptOnSigint } from '../interrupt.js';
 import { progressLine } from '../progress-line.js';
 import { addFlags } from './TrainCommand.js';
 
@@ -101,6 +102,10 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
       throw new MotifError('ERR_MOTIF_UNSUPPORTED', 'this build of the engine has no training API (LoRA, AdamW)');
     const stepsPerEpoch = Math.ceil(train.length / (settings.batchSize * settings.gradAccum));
     const progress = quiet ? undefined : new ProgressBar({ total: settings.epochs * stepsPerEpoch, label: 'sft' });
+    const interrupt = interruptOnSigint(
+      (m) => (progress ? progress.log(m) : console.error(m)),
+      'finishing the current step and writing the adapter',
+    );
     const r = await sft(model, train, {
       ...settings,
       maxLength,
@@ -111,11 +116,13 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
       manifestExtra: { cli: { ...argv, _: undefined, $0: undefined } },
       progress,
       log: quiet ? () => {} : undefined,
-    });
+      signal: interrupt.signal,
+    }).finally(interrupt.release);
+    if (r.aborted) process.exitCode = 130;
     const cut = r.truncated + r.dropped > 0 ? ` (${r.truncated} cut at max length, ${r.dropped} left out)` : '';
     const skipped = r.skippedSteps ? `, ${r.skippedSteps} skipped for NaN/Inf` : '';
     console.log(
-      `done: ${r.steps} steps on ${r.examples} examples${cut}${skipped}; final loss ${r.finalLoss?.toFixed(4)}`,
+      `${r.aborted ? 'stopped' : 'done'}: ${r.steps} steps on ${r.examples} examples${cut}${skipped}; final loss ${r.finalLoss?.toFixed(4)}`,
     );
     if (r.validationLoss !== undefined)
       console.log(

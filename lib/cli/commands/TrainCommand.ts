@@ -19,6 +19,7 @@ import { type Flag, G_RUN, resolveTrainValues, TRAIN_FLAGS } from '../../train/f
 import { ProgressBar } from '../../train/progress.js';
 import { train } from '../../train/trainer.js';
 import { isTrainableModel } from '../../train/types.js';
+import { interruptOnSigint } from '../interrupt.js';
 
 /** Adds the flags of a table to a yargs builder (defaults are shown, not set: unset flags stay undefined). */
 export function addFlags<T>(y: Argv<T>, flags: readonly Flag[]): Argv<T> {
@@ -88,15 +89,10 @@ export async function runTrain(argv: Record<string, unknown>, deps: TrainDeps = 
   const info = (model as { info?: Record<string, unknown> }).info;
   const quiet = values.quiet === true;
   const progress = quiet ? undefined : new ProgressBar({ total: config.steps });
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    progress?.log('interrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = interruptOnSigint(
+    (m) => (progress ? progress.log(m) : console.error(m)),
+    'finishing the current step and writing a checkpoint',
+  );
   try {
     const r = await train(model, {
       ...config,
@@ -109,7 +105,7 @@ export async function runTrain(argv: Record<string, unknown>, deps: TrainDeps = 
       manifestExtra: { cli: { ...values, resume: undefined, quiet: undefined } },
       progress,
       log: quiet ? () => {} : undefined,
-      signal: controller.signal,
+      signal: interrupt.signal,
     });
     const skipped = r.skippedSteps ? ` (${r.skippedSteps} skipped for NaN/Inf)` : '';
     console.log(
@@ -122,7 +118,7 @@ export async function runTrain(argv: Record<string, unknown>, deps: TrainDeps = 
       );
     if (r.aborted) process.exitCode = 130;
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.release();
     await dispose();
     await closeSymbolic();
   }
