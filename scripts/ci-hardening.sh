@@ -71,7 +71,8 @@ if want addon; then
   step "building the addon with MOTIF_SANITIZE=ON in build-asan-addon/"
   node node_modules/cmake-js/bin/cmake-js build --out build-asan-addon -B RelWithDebInfo -p "$JOBS" \
     --CDMOTIF_SANITIZE=ON --CDMOTIF_CUDA=OFF --CDMOTIF_BUILD_TESTS=OFF
-  ADDON=$(find "$ROOT/build-asan-addon" -name motif_native.node -type f | head -n 1)
+  # -print -quit rather than `| head -n 1`: under pipefail, find killed by SIGPIPE fails the step.
+  ADDON=$(find "$ROOT/build-asan-addon" -name motif_native.node -type f -print -quit)
   [ -n "$ADDON" ] || {
     echo "ci-hardening: no motif_native.node under build-asan-addon/" >&2
     exit 1
@@ -81,8 +82,16 @@ if want addon; then
     echo "ci-hardening: g++ has no libasan.so (Debian: libgcc-12-dev)" >&2
     exit 1
   }
-  if ! ldd "$ADDON" | grep -q 'libasan\.so'; then
-    echo "ci-hardening: $ADDON does not use g++'s shared libasan (built with another compiler?)" >&2
+  # ldd's output is captured before grep reads it: `ldd | grep -q` under pipefail fails whenever
+  # grep exits at its match while ldd is still writing (SIGPIPE), which is a race, not a finding.
+  ADDON_DEPS=$(ldd "$ADDON" 2>&1) || {
+    echo "ci-hardening: ldd $ADDON failed:" >&2
+    echo "$ADDON_DEPS" >&2
+    exit 1
+  }
+  if ! grep -q 'libasan\.so' <<<"$ADDON_DEPS"; then
+    echo "ci-hardening: $ADDON does not use g++'s shared libasan (built with another compiler?); ldd says:" >&2
+    echo "$ADDON_DEPS" >&2
     exit 1
   fi
 fi
