@@ -54,6 +54,13 @@ const COPY_CHUNK = 8 * 2 ** 20;
 /** Weight files of the base folder that the merged weights replace (everything else is copied). */
 const WEIGHT_FILE = /(\.safetensors|\.safetensors\.index\.json|\.bin|\.bin\.index\.json|\.pt|\.pth|\.gguf)$/;
 
+/** Copies the files of model folder `from` that are not weights (config.json, the tokenizer, ...) into `to`. */
+export async function copyModelSideFiles(from: string, to: string): Promise<void> {
+  for (const entry of await readdir(from, { withFileTypes: true }))
+    if (entry.isFile() && !WEIGHT_FILE.test(entry.name))
+      await copyFile(path.join(from, entry.name), path.join(to, entry.name));
+}
+
 /** HF weight name of projection `target` of layer `layer`. */
 function baseWeightName(layer: number, target: string): string {
   return `model.layers.${layer}.${blockOf(target)}.${target}.weight`;
@@ -184,9 +191,7 @@ async function fillMergedFolder(
   dtype: ExportDtype | undefined,
   onProgress: MergeAdapterOptions['onProgress'],
 ): Promise<{ merged: number; tensors: number }> {
-  for (const entry of await readdir(modelDir, { withFileTypes: true }))
-    if (entry.isFile() && !WEIGHT_FILE.test(entry.name))
-      await copyFile(path.join(modelDir, entry.name), path.join(dir, entry.name));
+  await copyModelSideFiles(modelDir, dir);
   const base = await openSafetensorsModel(modelDir);
   try {
     const merged = await writeMergedWeights(

@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { saveFullModel } from '../export/saveFullModel.js';
 import {
   type AddonModel,
   type GenerateStats,
@@ -22,6 +23,7 @@ import { type GenerateRequest, type GenerateResult, toNativeRequests } from './g
 import { AsyncLock } from './lock.js';
 import {
   readAdapter,
+  requireFullInfo,
   targetMask,
   toLossResult,
   toNativeBatch,
@@ -140,6 +142,8 @@ export class Model {
   private readonly _lock = new AsyncLock();
   /** @internal */
   private _lora: LoraConfig | undefined;
+  /** @internal */
+  private _full = false;
 
   /** @internal Use loadModel(). */
   constructor(native: AddonModel, dir: string, tokenizer?: Tokenizer) {
@@ -307,6 +311,63 @@ export class Model {
     this._lora = c;
   }
 
+  /** True once enableFullTraining() has run: every weight is trained, and there is no adapter. */
+  get fullTraining(): boolean {
+    return this._full;
+  }
+
+  /**
+   * Full-parameter training: converts every weight (embedding, projections, biases, norm scales, LM
+   * head) to an f32 trainable tensor, so lossAndGradients and optimizerStep train them all. Costs 16
+   * bytes per parameter (weights, gradients, AdamW moments). Refused when the model has an adapter;
+   * afterwards no adapter can be created. Save the result with saveModel().
+   */
+  async enableFullTraining(): Promise<void> {
+    const native = this._live('enableFullTraining');
+    if (this._lora)
+      throw new MotifError(
+        'ERR_MOTIF_INVALID_ARGUMENT',
+        'enableFullTraining: the model has a LoRA adapter; full-parameter training needs a model loaded without one',
+      );
+    const jsStack = new Error();
+    await this._lock.run(async () => {
+      try {
+        await native.enableFullTraining();
+      } catch (err) {
+        throw withJsStack(err, jsStack);
+      }
+    });
+    this._full = true;
+  }
+
+  /** Every trained weight under its HF name (after enableFullTraining), as f32 copies with their shapes. */
+  async getFullTensors(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const native = this._live('getFullTensors');
+    return this._lock.run(async () => {
+      const info = requireFullInfo(native, 'getFullTensors');
+      return new Map(
+        info.names.map((name, i) => [name, { shape: info.shapes[i], data: native.readFull(name, 'weight') }]),
+      );
+    });
+  }
+
+  /**
+   * Writes the weights under full-parameter training as a HuggingFace folder: model.safetensors
+   * (each tensor in the source checkpoint's dtype unless `dtype` says otherwise) and the source
+   * folder's config.json and tokenizer files. Atomic; an existing `dir` is replaced only with `overwrite`.
+   */
+  async saveModel(dir: string, options: { dtype?: 'f32' | 'f16' | 'bf16'; overwrite?: boolean } = {}): Promise<void> {
+    const native = this._live('saveModel');
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidParameterError('dir', 'a folder path', dir);
+    await this._lock.run(async () => {
+      const info = requireFullInfo(native, 'saveModel');
+      await saveFullModel(
+        { names: info.names, shapes: info.shapes, read: (name) => native.readFull(name, 'weight') },
+        { sourceDir: this.dir, outDir: dir, dtype: options.dtype, overwrite: options.overwrite },
+      );
+    });
+  }
+
   /** A copy of every adapter tensor under its PEFT name (lora_A [r, in], lora_B [out, r]). */
   async getAdapterTensors(): Promise<Map<string, Float32Array>> {
     const native = this._live('getAdapterTensors');
@@ -325,12 +386,14 @@ export class Model {
   }
 
   /**
-   * TRL's GRPO loss of a batch and the LoRA gradients of `scale x loss` under PEFT names. With
-   * `accumulate`, the gradients are also added to the model's accumulators for optimizerStep().
+   * TRL's GRPO loss of a batch and the gradients of `scale x loss`: the adapter's under PEFT names,
+   * or with full-parameter training every weight's under HF names. With `accumulate`, the gradients
+   * are also added to the model's accumulators for optimizerStep(). `gradients: false` leaves them
+   * out of the result (no copies); with `accumulate` false as well, only the forward pass runs.
    */
   async lossAndGradients(
     batch: GrpoBatch,
-    opts: { accumulate?: boolean; scale?: number } = {},
+    opts: { accumulate?: boolean; scale?: number; gradients?: boolean } = {},
   ): Promise<LossResult & { logps: Float32Array; advantages: Float32Array }> {
     const native = this._live('lossAndGradients');
     const plain = toNativeBatch(batch, this.config.vocabSize);
@@ -340,7 +403,8 @@ export class Model {
     const jsStack = new Error();
     return this._lock.run(async () => {
       try {
-        return toLossResult(await native.lossAndGradients(plain, Boolean(opts.accumulate), scale, true));
+        const grads = opts.gradients ?? true;
+        return toLossResult(await native.lossAndGradients(plain, Boolean(opts.accumulate), scale, grads));
       } catch (err) {
         throw withJsStack(err, jsStack);
       }

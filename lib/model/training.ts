@@ -142,6 +142,17 @@ export function readAdapter(native: AddonModel, which: 'weight' | 'exp_avg' | 'e
   return new Map(info.names.map((name) => [name, native.readLora(name, which)]));
 }
 
+/** The engine's list of full-parameter tensors; throws when full-parameter training is off. */
+export function requireFullInfo(native: AddonModel, what: string): { names: string[]; shapes: number[][] } {
+  const info = native.fullInfo();
+  if (!info)
+    throw new MotifError(
+      'ERR_MOTIF_INVALID_ARGUMENT',
+      `${what}: full-parameter training is not enabled on this model (call enableFullTraining() first)`,
+    );
+  return info;
+}
+
 /** Writes tensors by PEFT name; every name must exist with the right size. */
 export function writeAdapter(
   native: AddonModel,

@@ -34,6 +34,12 @@ export interface AddonModel {
   readLora(name: string, which: string): Float32Array;
   writeLora(name: string, which: string, data: Float32Array): void;
   setLoraStep(step: number): void;
+  /** Converts every weight to an f32 trainable tensor (full-parameter training). */
+  enableFullTraining(): Promise<void>;
+  /** null unless full-parameter training is on; names are HF weight names, shapes 1-D or 2-D. */
+  fullInfo(): { names: string[]; shapes: number[][]; step: number } | null;
+  readFull(name: string, which: string): Float32Array;
+  writeFull(name: string, which: string, data: Float32Array): void;
   lossAndGradients(
     batch: Record<string, unknown>,
     accumulate: boolean,

@@ -1,7 +1,8 @@
 /**
- * sft.ts — supervised fine-tuning with LoRA on the same engine as the GRPO trainer: `sft(model,
- * examples, options)` trains an adapter to minimize the mean negative log-likelihood of the response
- * tokens (`lossAndGradients` with lossType 'sft': the fused LM head and the checkpointed backward).
+ * sft.ts — supervised fine-tuning on the same engine as the GRPO trainer: `sft(model, examples,
+ * options)` trains a LoRA adapter, or with `full` every weight of the model, to minimize the mean
+ * negative log-likelihood of the response tokens (`lossAndGradients` with lossType 'sft': the fused
+ * LM head and the checkpointed backward).
  *
  * Examples are `{ prompt, response }` pairs (an optional `system`) or `{ messages: [{ role, content },
  * ...] }` conversations whose last message is the assistant's response (the earlier turns are the
@@ -16,12 +17,14 @@
  * each one `lossAndGradients` accumulated with scale 1 / (micro-batches of the step), then AdamW with
  * the cosine-with-warmup rate; a NaN/Inf loss or gradient skips the update. The output folder (a
  * lib/train/run-dir.ts run folder) gets manifest.json, one metrics.jsonl line per step,
- * checkpoints/step-N every saveEvery steps, and the final PEFT adapter in adapter/.
+ * checkpoints/step-N every saveEvery steps, and the final PEFT adapter in adapter/ — or, with
+ * `full`, the trained model as a HuggingFace folder in model/ (checkpoints are model folders too).
  *
  * Also here: reading an SFT JSONL file with errors naming file:line (`readSftDataset`), and the
  * formatting of one example (`formatSftExample`), which tests and other tools reuse.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DataFileError, readJsonl } from '../data/jsonl.js';
 import { MotifError } from '../native/errors.js';
@@ -29,7 +32,7 @@ import type { ChatMessage } from '../text/chat-template.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { DEFAULT_TRAIN_CONFIG } from './config.js';
 import { DataOrder } from './rng.js';
-import { manifestHeader, RunDir, saveFinalAdapter } from './run-dir.js';
+import { CHECKPOINTS, manifestHeader, RunDir, saveFinalAdapter } from './run-dir.js';
 import { cosineWithWarmup } from './schedule.js';
 import { discardGradients, type ProgressSink } from './trainer.js';
 import type { GrpoBatch, LoraConfig, OptimizerOptions, TrainableModel } from './types.js';
@@ -185,6 +188,11 @@ export interface SftOptions {
   seed?: number;
   /** The adapter (default: `train`'s, rank 64, alpha 64, all seven projections). */
   lora?: Partial<Omit<LoraConfig, 'seed'>>;
+  /**
+   * Full-parameter training: every weight is trained (16 bytes of memory per parameter) and no
+   * adapter is made; the result is a HuggingFace folder in `<outDir>/model` (default false).
+   */
+  full?: boolean;
   /** Held-out examples: their mean NLL per token is measured before training and after each epoch. */
   validation?: readonly SftExample[];
   /** Write checkpoints/step-N every N steps (default 0: only the final adapter). */
@@ -230,8 +238,10 @@ export interface SftStepMetrics {
 /** What {@link sft} returns. */
 export interface SftResult {
   outDir: string;
-  /** The final PEFT adapter folder (absent when no step ran). */
+  /** The final PEFT adapter folder (absent when no step ran, or with `full`). */
   adapterDir?: string;
+  /** With `full`: the trained model's HuggingFace folder (absent when no step ran). */
+  modelDir?: string;
   steps: number;
   skippedSteps: number;
   /** Training examples used, and those cut at maxLength or left out (prompt too long). */
@@ -257,7 +267,9 @@ interface ResolvedSft {
   maxLength: number;
   seed: number;
   saveEvery: number;
-  lora: Omit<LoraConfig, 'seed'>;
+  full: boolean;
+  /** Absent with `full`. */
+  lora?: Omit<LoraConfig, 'seed'>;
 }
 
 function resolveOptions(o: SftOptions, maxPositions: number): ResolvedSft {
@@ -294,7 +306,8 @@ function resolveOptions(o: SftOptions, maxPositions: number): ResolvedSft {
     maxLength,
     seed: int('seed', o.seed, 0, 0),
     saveEvery: int('saveEvery', o.saveEvery, 0, 0),
-    lora,
+    full: o.full === true,
+    ...(o.full === true ? {} : { lora }),
   };
 }
 
@@ -317,12 +330,12 @@ export function sftBatch(items: readonly SftTokens[]): GrpoBatch {
 const sequenceTokens = (items: readonly SftTokens[]) =>
   items.reduce((s, t) => s + t.promptIds.length + t.completionIds.length, 0);
 
-/** Mean NLL per response token over `items` (no update: the gradients are not accumulated). */
+/** Mean NLL per response token over `items` (the forward pass only: no gradients). */
 async function meanLoss(model: TrainableModel, items: readonly SftTokens[], batchSize: number): Promise<number> {
   let sum = 0;
   let tokens = 0;
   for (let i = 0; i < items.length; i += batchSize) {
-    const res = await model.lossAndGradients(sftBatch(items.slice(i, i + batchSize)));
+    const res = await model.lossAndGradients(sftBatch(items.slice(i, i + batchSize)), { gradients: false });
     sum += res.loss * res.stats.tokens;
     tokens += res.stats.tokens;
   }
@@ -414,8 +427,13 @@ export async function sft(
     ...options.manifestExtra,
   });
 
-  const lora: LoraConfig = { ...cfg.lora, seed: cfg.seed };
-  await model.createLora(lora);
+  if (cfg.full) {
+    if (!model.enableFullTraining || !model.saveModel)
+      throw new MotifError('ERR_MOTIF_UNSUPPORTED', 'sft: this model has no full-parameter training API');
+    await model.enableFullTraining();
+  } else {
+    await model.createLora({ ...(cfg.lora as Omit<LoraConfig, 'seed'>), seed: cfg.seed });
+  }
   const opt = cfg.optimizer;
   const result: SftResult = {
     outDir: run.dir,
@@ -452,7 +470,11 @@ export async function sft(
         const items: SftTokens[] = [];
         for (let k = first + m * cfg.batchSize; k < Math.min(last, first + (m + 1) * cfg.batchSize); k++)
           items.push(train.items[order.at(epoch * n + k).index] as SftTokens);
-        const res = await model.lossAndGradients(sftBatch(items), { accumulate: true, scale: 1 / micro });
+        const res = await model.lossAndGradients(sftBatch(items), {
+          accumulate: true,
+          scale: 1 / micro,
+          gradients: false,
+        });
         lossSum += res.loss * res.stats.tokens;
         tokens += res.stats.tokens;
         seqTokens += sequenceTokens(items);
@@ -511,11 +533,17 @@ export async function sft(
           configHash,
           skippedSteps: result.skippedSteps,
         };
-        await run.checkpointModel(model, state, options.baseModel);
+        if (cfg.full) await model.saveModel?.(path.join(run.dir, CHECKPOINTS, `step-${step}`));
+        else await run.checkpointModel(model, state, options.baseModel);
       }
     }
   }
   progress?.done();
-  if (result.steps > 0) result.adapterDir = await saveFinalAdapter(model, run.dir, options.baseModel);
+  if (result.steps > 0) {
+    if (cfg.full) {
+      result.modelDir = path.join(run.dir, 'model');
+      await model.saveModel?.(result.modelDir);
+    } else result.adapterDir = await saveFinalAdapter(model, run.dir, options.baseModel);
+  }
   return result;
 }

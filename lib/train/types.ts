@@ -134,11 +134,18 @@ export interface TrainableModel {
    * The GRPO loss of a batch and the LoRA gradients of `scale x loss`. With `accumulate`, the
    * gradients are also added to the model's accumulators, which optimizerStep consumes.
    */
-  lossAndGradients(batch: GrpoBatch, opts?: { accumulate?: boolean; scale?: number }): Promise<LossResult>;
+  lossAndGradients(
+    batch: GrpoBatch,
+    opts?: { accumulate?: boolean; scale?: number; gradients?: boolean },
+  ): Promise<LossResult>;
   /** AdamW on the accumulated gradients, then zeroes them; skipped (no change) when a gradient is NaN/Inf. */
   optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; skipped: boolean }>;
   getOptimizerState(): Promise<OptimizerState>;
   setOptimizerState(state: OptimizerState): Promise<void>;
+  /** Full-parameter training (sft --full): every weight trained instead of an adapter. Optional. */
+  enableFullTraining?(): Promise<void>;
+  /** After enableFullTraining: writes the weights as a HuggingFace folder. */
+  saveModel?(dir: string, options?: { dtype?: 'f32' | 'f16' | 'bf16'; overwrite?: boolean }): Promise<void>;
 }
 
 /** True when `model` has every method of {@link TrainableModel} (a build without the training API has not). */

@@ -97,6 +97,13 @@ class Backend {
   virtual void matmul_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float scale) = 0;
   // dx [T,C] += the gradient through out = x * rsqrt(mean(x^2)+eps) * w, given dy [T,C].
   virtual void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, float eps) = 0;
+  // The weight gradients full-parameter training adds (LoRA never needs them); all f32.
+  // dw [C] += sum over rows of dy * x * rsqrt(mean(x^2)+eps), the gradient of rmsnorm's scale.
+  virtual void rmsnorm_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float eps) = 0;
+  // db [N] += the column sums of dy [T,N].
+  virtual void bias_backward(const Tensor& db, const Tensor& dy) = 0;
+  // dtable [V,C] += dx [T,C] row t added to row ids[t] (repeated ids add up).
+  virtual void embedding_backward(const Tensor& dtable, const Tensor& dx, const Tensor& ids) = 0;
   // dx [T,H,D] in place: the inverse rotation of rope_forward.
   virtual void rope_backward(const Tensor& dx, const Tensor& pos, const Tensor& inv_freq) = 0;
   // From dout [T,H*D] and the forward's q/k/v: dq [T,H,D], dk, dv [T,Hkv,D] (overwritten).

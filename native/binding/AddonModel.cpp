@@ -87,6 +87,10 @@ Napi::Function AddonModel::Define(Napi::Env env) {
                          InstanceMethod<&AddonModel::ReadLora>("readLora"),
                          InstanceMethod<&AddonModel::WriteLora>("writeLora"),
                          InstanceMethod<&AddonModel::SetLoraStep>("setLoraStep"),
+                         InstanceMethod<&AddonModel::EnableFullTraining>("enableFullTraining"),
+                         InstanceMethod<&AddonModel::FullInfo>("fullInfo"),
+                         InstanceMethod<&AddonModel::ReadFull>("readFull"),
+                         InstanceMethod<&AddonModel::WriteFull>("writeFull"),
                          InstanceMethod<&AddonModel::LossAndGradients>("lossAndGradients"),
                          InstanceMethod<&AddonModel::OptimizerStep>("optimizerStep"),
                      });

@@ -41,6 +41,10 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   Napi::Value ReadLora(const Napi::CallbackInfo& info);
   Napi::Value WriteLora(const Napi::CallbackInfo& info);
   Napi::Value SetLoraStep(const Napi::CallbackInfo& info);
+  Napi::Value EnableFullTraining(const Napi::CallbackInfo& info);
+  Napi::Value FullInfo(const Napi::CallbackInfo& info);
+  Napi::Value ReadFull(const Napi::CallbackInfo& info);
+  Napi::Value WriteFull(const Napi::CallbackInfo& info);
   Napi::Value LossAndGradients(const Napi::CallbackInfo& info);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   // Throws unless the model is live and idle (for synchronous calls that touch native state).

@@ -1,5 +1,6 @@
-// AddonTrain.cpp — AddonModel's training methods: LoRA adapter access (synchronous: small copies),
-// lossAndGradients and optimizerStep (Promises, off the JS thread).
+// AddonTrain.cpp — AddonModel's training methods: LoRA adapter and full-parameter tensor access
+// (synchronous copies), enableFullTraining, lossAndGradients and optimizerStep (Promises, off the
+// JS thread).
 #include "AddonModel.h"
 #include "workers.h"
 
@@ -117,6 +118,21 @@ class OptimizerWorker : public PromiseWorker {
   motif::AdamWResult result_;
 };
 
+// Converts every weight to an f32 trainable copy (seconds and gigabytes on a real model).
+class EnableFullWorker : public PromiseWorker {
+ public:
+  EnableFullWorker(Napi::Env env, AddonModel* owner, Napi::Object self) : PromiseWorker(env), owner_(owner) {
+    Pin("self", self);
+  }
+
+ protected:
+  void Run() override { motif::model_full_enable(owner_->model()); }
+  void Settled() override { owner_->end_call(); }
+
+ private:
+  AddonModel* owner_;
+};
+
 // Runs fn, turning motif::Error into a JS Error with its code.
 template <typename Fn>
 auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
@@ -125,6 +141,48 @@ auto guarded(Napi::Env env, Fn&& fn) -> decltype(fn()) {
   } catch (const motif::Error& e) {
     throw make_error(env, motif::error_code_name(e.code()), e.what());
   }
+}
+
+// loraInfo / fullInfo: { names, shapes (one array of dims per name), step }.
+template <typename NamesFn, typename ShapeFn>
+Napi::Value trainable_info(Napi::Env env, motif::Model* model, NamesFn names_of, ShapeFn shape_of, int64_t step) {
+  Napi::Object o = Napi::Object::New(env);
+  const auto names = names_of(model);
+  Napi::Array ns = Napi::Array::New(env, names.size()), shapes = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); i++) {
+    ns.Set(uint32_t(i), names[i]);
+    const auto sh = shape_of(model, names[i]);
+    Napi::Array dims = Napi::Array::New(env, sh.size());
+    for (size_t d = 0; d < sh.size(); d++) dims.Set(uint32_t(d), double(sh[d]));
+    shapes.Set(uint32_t(i), dims);
+  }
+  o.Set("names", ns);
+  o.Set("shapes", shapes);
+  o.Set("step", double(step));
+  return o;
+}
+
+// readLora / readFull (name, which) -> Float32Array: the shape call sizes the array, the read call fills it.
+template <typename ShapeFn, typename ReadFn>
+Napi::Value read_trainable(const Napi::CallbackInfo& info, motif::Model* model, ShapeFn shape_of, ReadFn read) {
+  Napi::Env env = info.Env();
+  const std::string name = expect_string(info[0], "name"), which = expect_string(info[1], "which");
+  const auto sh = guarded(env, [&] { return shape_of(model, name); });
+  size_t n = 1;
+  for (int64_t d : sh) n *= size_t(d);
+  Napi::Float32Array out = Napi::Float32Array::New(env, n);
+  guarded(env, [&] { read(model, name, which, out.Data(), out.ElementLength()); });
+  return out;
+}
+
+// writeLora / writeFull (name, which, Float32Array).
+template <typename WriteFn>
+Napi::Value write_trainable(const Napi::CallbackInfo& info, motif::Model* model, WriteFn write) {
+  Napi::Env env = info.Env();
+  const std::string name = expect_string(info[0], "name"), which = expect_string(info[1], "which");
+  auto data = expect_float32_array(info[2], "data");
+  guarded(env, [&] { write(model, name, which, data.Data(), data.ElementLength()); });
+  return env.Undefined();
 }
 
 }  // namespace
@@ -151,24 +209,10 @@ Napi::Value AddonModel::CreateLora(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value AddonModel::LoraInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_idle(env, "loraInfo");
-  if (!motif::model_lora_active(model_)) return env.Null();
-  Napi::Object o = Napi::Object::New(env);
-  const auto names = motif::model_lora_names(model_);
-  Napi::Array ns = Napi::Array::New(env, names.size()), shapes = Napi::Array::New(env, names.size());
-  for (size_t i = 0; i < names.size(); i++) {
-    ns.Set(uint32_t(i), names[i]);
-    const auto sh = motif::model_lora_shape(model_, names[i]);
-    Napi::Array s = Napi::Array::New(env, 2);
-    s.Set(0u, double(sh[0]));
-    s.Set(1u, double(sh[1]));
-    shapes.Set(uint32_t(i), s);
-  }
-  o.Set("names", ns);
-  o.Set("shapes", shapes);
-  o.Set("step", double(motif::model_lora_step(model_)));
-  return o;
+  require_idle(info.Env(), "loraInfo");
+  if (!motif::model_lora_active(model_)) return info.Env().Null();
+  return trainable_info(info.Env(), model_, motif::model_lora_names, motif::model_lora_shape,
+                        motif::model_lora_step(model_));
 }
 
 Napi::Value AddonModel::SetLoraEnabled(const Napi::CallbackInfo& info) {
@@ -178,22 +222,13 @@ Napi::Value AddonModel::SetLoraEnabled(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value AddonModel::ReadLora(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_idle(env, "readLora");
-  const std::string name = expect_string(info[0], "name"), which = expect_string(info[1], "which");
-  const auto sh = guarded(env, [&] { return motif::model_lora_shape(model_, name); });
-  Napi::Float32Array out = Napi::Float32Array::New(env, size_t(sh[0] * sh[1]));
-  guarded(env, [&] { motif::model_lora_read(model_, name, which, out.Data(), out.ElementLength()); });
-  return out;
+  require_idle(info.Env(), "readLora");
+  return read_trainable(info, model_, motif::model_lora_shape, motif::model_lora_read);
 }
 
 Napi::Value AddonModel::WriteLora(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_idle(env, "writeLora");
-  const std::string name = expect_string(info[0], "name"), which = expect_string(info[1], "which");
-  auto data = expect_float32_array(info[2], "data");
-  guarded(env, [&] { motif::model_lora_write(model_, name, which, data.Data(), data.ElementLength()); });
-  return env.Undefined();
+  require_idle(info.Env(), "writeLora");
+  return write_trainable(info, model_, motif::model_lora_write);
 }
 
 Napi::Value AddonModel::SetLoraStep(const Napi::CallbackInfo& info) {
@@ -202,6 +237,33 @@ Napi::Value AddonModel::SetLoraStep(const Napi::CallbackInfo& info) {
   const double step = expect_number(info[0], "step");
   guarded(env, [&] { motif::model_lora_set_step(model_, int64_t(step)); });
   return env.Undefined();
+}
+
+Napi::Value AddonModel::EnableFullTraining(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_idle(env, "enableFullTraining");
+  begin_call(env, "enableFullTraining");
+  auto* w = new EnableFullWorker(env, this, Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value AddonModel::FullInfo(const Napi::CallbackInfo& info) {
+  require_idle(info.Env(), "fullInfo");
+  if (!motif::model_full_active(model_)) return info.Env().Null();
+  return trainable_info(info.Env(), model_, motif::model_full_names, motif::model_full_shape,
+                        motif::model_full_step(model_));
+}
+
+Napi::Value AddonModel::ReadFull(const Napi::CallbackInfo& info) {
+  require_idle(info.Env(), "readFull");
+  return read_trainable(info, model_, motif::model_full_shape, motif::model_full_read);
+}
+
+Napi::Value AddonModel::WriteFull(const Napi::CallbackInfo& info) {
+  require_idle(info.Env(), "writeFull");
+  return write_trainable(info, model_, motif::model_full_write);
 }
 
 Napi::Value AddonModel::LossAndGradients(const Napi::CallbackInfo& info) {

@@ -206,11 +206,24 @@ void model_lora_read(Model* model, const std::string& name, const std::string& w
 void model_lora_write(Model* model, const std::string& name, const std::string& which, const float* in, size_t n);
 int64_t model_lora_step(Model* model);
 void model_lora_set_step(Model* model, int64_t step);
-// GRPO loss and the gradient of scale x loss wrt the adapter. When accumulate, the gradients are
-// added to the adapter's accumulators; when grads is non-null it receives this batch's gradients.
+// Full-parameter training: every weight becomes an f32 trainable tensor under its HF name (the
+// model's weights are converted in place; 16 bytes per parameter with gradients and moments).
+// Refused while a LoRA adapter is attached; once on, no adapter can be created.
+void model_full_enable(Model* model);
+bool model_full_active(const Model* model);
+std::vector<std::string> model_full_names(Model* model);
+std::vector<int64_t> model_full_shape(Model* model, const std::string& name);  // 1-D or 2-D
+// which: "weight" | "grad" | "exp_avg" | "exp_avg_sq"; n floats.
+void model_full_read(Model* model, const std::string& name, const std::string& which, float* out, size_t n);
+void model_full_write(Model* model, const std::string& name, const std::string& which, const float* in, size_t n);
+int64_t model_full_step(Model* model);
+// GRPO loss and the gradient of scale x loss wrt what the model trains (the full parameters when
+// enabled, else the adapter). When accumulate, the gradients are added to the accumulators; when
+// grads is non-null it receives this batch's gradients; with neither, only the loss is computed.
 GrpoResult model_grpo_loss_and_grads(Model* model, const GrpoBatch& batch, bool accumulate, float scale,
                                      std::vector<std::pair<std::string, std::vector<float>>>* grads);
-// Clips the accumulated gradients to max_grad_norm (global L2), applies AdamW, zeroes them.
+// Clips the accumulated gradients to max_grad_norm (global L2), applies AdamW (no weight decay on
+// 1-D tensors: norm scales and biases), zeroes them.
 AdamWResult model_optimizer_step(Model* model, const AdamWParams& params);
 
 struct CudaDevice {

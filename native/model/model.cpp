@@ -107,6 +107,32 @@ LoraAdapter& require_lora(Model* m) {
   MOTIF_CHECK(a != nullptr, InvalidArgument, "the model has no LoRA adapter: create or load one first");
   return *a;
 }
+FullParams& require_full(Model* m) {
+  FullParams* f = m->impl->full();
+  MOTIF_CHECK(f != nullptr, InvalidArgument, "full-parameter training is not enabled on this model");
+  return *f;
+}
+TrainableSet& require_trainable(Model* m) {
+  TrainableSet* t = m->impl->trainable();
+  MOTIF_CHECK(t != nullptr, InvalidArgument,
+              "the model has nothing to train: create or load a LoRA adapter, or enable full-parameter training");
+  return *t;
+}
+void read_tensor(Model* model, TrainableSet& set, const std::string& name, const std::string& which, float* out,
+                 size_t n) {
+  const Tensor t = set.tensor(name, which);
+  MOTIF_CHECK(size_t(t.numel()) == n, InvalidArgument, name + ": expected " + std::to_string(t.numel()) + " values");
+  model->impl->backend().download(out, t.data, t.nbytes());
+}
+void write_tensor(Model* model, TrainableSet& set, const std::string& name, const std::string& which, const float* in,
+                  size_t n) {
+  const Tensor t = set.tensor(name, which);
+  MOTIF_CHECK(
+      size_t(t.numel()) == n, InvalidArgument,
+      name + ": expected " + std::to_string(t.numel()) + " values " + t.shape_str() + ", got " + std::to_string(n));
+  model->impl->backend().upload(t.data, in, t.nbytes());
+  if (which == "weight") set.mark_changed();
+}
 }  // namespace
 
 void model_lora_create(Model* model, const LoraConfig& config) {
@@ -125,52 +151,62 @@ std::vector<int64_t> model_lora_shape(Model* model, const std::string& name) {
 }
 
 void model_lora_read(Model* model, const std::string& name, const std::string& which, float* out, size_t n) {
-  const Tensor t = require_lora(model).tensor(name, which);
-  MOTIF_CHECK(size_t(t.numel()) == n, InvalidArgument, name + ": expected " + std::to_string(t.numel()) + " values");
-  model->impl->backend().download(out, t.data, t.nbytes());
+  read_tensor(model, require_lora(model), name, which, out, n);
 }
 
 void model_lora_write(Model* model, const std::string& name, const std::string& which, const float* in, size_t n) {
-  const Tensor t = require_lora(model).tensor(name, which);
-  MOTIF_CHECK(
-      size_t(t.numel()) == n, InvalidArgument,
-      name + ": expected " + std::to_string(t.numel()) + " values " + t.shape_str() + ", got " + std::to_string(n));
-  model->impl->backend().upload(t.data, in, t.nbytes());
-  if (which == "weight") require_lora(model).mark_changed();
+  write_tensor(model, require_lora(model), name, which, in, n);
 }
 
 int64_t model_lora_step(Model* model) { return require_lora(model).step; }
 void model_lora_set_step(Model* model, int64_t step) { require_lora(model).step = step; }
 
+void model_full_enable(Model* model) { model->impl->enable_full_training(); }
+bool model_full_active(const Model* model) { return model->impl->full() != nullptr; }
+std::vector<std::string> model_full_names(Model* model) { return require_full(model).names(); }
+std::vector<int64_t> model_full_shape(Model* model, const std::string& name) {
+  const Tensor t = require_full(model).tensor(name, "weight");
+  return std::vector<int64_t>(t.shape, t.shape + t.ndim);
+}
+void model_full_read(Model* model, const std::string& name, const std::string& which, float* out, size_t n) {
+  read_tensor(model, require_full(model), name, which, out, n);
+}
+void model_full_write(Model* model, const std::string& name, const std::string& which, const float* in, size_t n) {
+  write_tensor(model, require_full(model), name, which, in, n);
+}
+int64_t model_full_step(Model* model) { return require_full(model).step; }
+
 GrpoResult model_grpo_loss_and_grads(Model* model, const GrpoBatch& batch, bool accumulate, float scale,
                                      std::vector<std::pair<std::string, std::vector<float>>>* grads) {
-  LoraAdapter& lora = require_lora(model);
+  MOTIF_CHECK(!(model->impl->full() && batch.beta > 0 && batch.ref_logps.empty() && batch.loss_type != "sft"),
+              InvalidArgument,
+              "beta > 0 needs the reference model's log-probs; with full-parameter training the weights as loaded "
+              "are not kept, so pass refLogps (or use beta 0)");
+  if (!grads && !accumulate) return grpo_loss_and_grads(*model->impl, batch, scale, false);  // loss only
+  TrainableSet& set = require_trainable(model);
   Backend& b = model->impl->backend();
-  if (!grads) {
-    MOTIF_CHECK(accumulate, InvalidArgument, "lossAndGradients: nothing to do without accumulate or grads");
-    return grpo_loss_and_grads(*model->impl, batch, scale, true);
-  }
+  if (!grads) return grpo_loss_and_grads(*model->impl, batch, scale, true);
   // This batch's gradients (of scale x loss) alone: park the accumulators, compute from zero,
   // read, then restore them (plus these gradients when accumulating).
-  const auto names = lora.names();
+  const auto names = set.names();
   std::vector<std::vector<float>> parked(names.size());
   for (size_t i = 0; i < names.size(); i++) {
-    const Tensor g = lora.tensor(names[i], "grad");
+    const Tensor g = set.tensor(names[i], "grad");
     parked[i].resize(size_t(g.numel()));
     b.download(parked[i].data(), g.data, g.nbytes());
   }
-  lora.zero_grads();
+  set.zero_grads();
   GrpoResult res;
   try {
     res = grpo_loss_and_grads(*model->impl, batch, scale, true);
   } catch (...) {
     for (size_t i = 0; i < names.size(); i++)
-      b.upload(lora.tensor(names[i], "grad").data, parked[i].data(), parked[i].size() * 4);
+      b.upload(set.tensor(names[i], "grad").data, parked[i].data(), parked[i].size() * 4);
     throw;
   }
   grads->clear();
   for (size_t i = 0; i < names.size(); i++) {
-    const Tensor g = lora.tensor(names[i], "grad");
+    const Tensor g = set.tensor(names[i], "grad");
     std::vector<float> mine(size_t(g.numel()));
     b.download(mine.data(), g.data, g.nbytes());
     if (accumulate)
@@ -182,40 +218,32 @@ GrpoResult model_grpo_loss_and_grads(Model* model, const GrpoBatch& batch, bool 
 }
 
 AdamWResult model_optimizer_step(Model* model, const AdamWParams& p) {
-  LoraAdapter& lora = require_lora(model);
+  TrainableSet& set = require_trainable(model);
   Backend& b = model->impl->backend();
   AdamWResult res;
-  // Global L2 norm of the accumulated gradients (in double, on the host: LoRA tensors are small).
+  // Global L2 norm of the accumulated gradients, summed in double on the host.
   double sq = 0;
   std::vector<float> buf;
-  for (auto& lp : lora.params()) {
-    if (!lp.present) continue;
-    for (const Tensor* g : {&lp.ga, &lp.gb}) {
-      buf.resize(size_t(g->numel()));
-      b.download(buf.data(), g->data, g->nbytes());
-      for (float x : buf) sq += double(x) * double(x);
-    }
+  for (const auto& t : set.tensors()) {
+    buf.resize(size_t(t.g.numel()));
+    b.download(buf.data(), t.g.data, t.g.nbytes());
+    for (float x : buf) sq += double(x) * double(x);
   }
   res.grad_norm = std::sqrt(sq);
   if (!std::isfinite(res.grad_norm)) {
     res.skipped = true;
-    lora.zero_grads();
+    set.zero_grads();
     return res;
   }
   // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
   const double clip = p.max_grad_norm > 0 ? double(p.max_grad_norm) / (res.grad_norm + 1e-6) : 1.0;
-  lora.step++;
-  for (auto& lp : lora.params()) {
-    if (!lp.present) continue;
-    if (clip < 1.0) {
-      b.scale_forward(lp.ga, float(clip));
-      b.scale_forward(lp.gb, float(clip));
-    }
-    b.adamw_update(lp.a, lp.ma, lp.va, lp.ga, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, lora.step);
-    b.adamw_update(lp.b, lp.mb, lp.vb, lp.gb, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay, lora.step);
+  set.step++;
+  for (const auto& t : set.tensors()) {
+    if (clip < 1.0) b.scale_forward(t.g, float(clip));
+    b.adamw_update(t.w, t.m, t.v, t.g, p.lr, p.beta1, p.beta2, p.eps, t.decay ? p.weight_decay : 0.0f, set.step);
   }
-  lora.zero_grads();
-  lora.mark_changed();
+  set.zero_grads();
+  set.mark_changed();
   b.synchronize();
   return res;
 }

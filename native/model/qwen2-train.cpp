@@ -1,6 +1,7 @@
 // qwen2-train.cpp — LoRA on the projections and the training pass of the Qwen2/Llama model:
 // forward with gradient checkpointing, the fused chunked LM-head log-prob + loss gradient, and
-// the backward through every layer into the LoRA gradient accumulators (base weights frozen).
+// the backward through every layer into the LoRA gradient accumulators (base weights frozen), or,
+// with full-parameter training, into the gradients of every weight.
 //
 // Memory: the layer inputs [L+1, T, C] are kept; one layer's activations are recomputed at a
 // time during backward; the LM head works on vocab chunks so [T x V] logits never exist whole.
@@ -54,6 +55,48 @@ enum TrainSlot {
 };
 }  // namespace
 
+void Qwen2Model::set_lora(std::unique_ptr<LoraAdapter> a) {
+  MOTIF_CHECK(!full_, InvalidArgument,
+              "full-parameter training is on: this model trains all of its weights and takes no LoRA adapter");
+  lora_ = std::move(a);
+}
+
+void Qwen2Model::enable_full_training() {
+  if (full_) return;
+  MOTIF_CHECK(!lora_, InvalidArgument,
+              "the model has a LoRA adapter: full-parameter training needs a model without one (load it again)");
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  slots.emplace_back("model.embed_tokens.weight", &embed_);
+  for (size_t l = 0; l < layers_.size(); l++) {
+    LayerWeights& w = layers_[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const std::pair<const char*, Tensor*> named[] = {
+        {"input_layernorm.weight", &w.attn_norm}, {"self_attn.q_proj.weight", &w.wq},
+        {"self_attn.q_proj.bias", &w.bq},         {"self_attn.k_proj.weight", &w.wk},
+        {"self_attn.k_proj.bias", &w.bk},         {"self_attn.v_proj.weight", &w.wv},
+        {"self_attn.v_proj.bias", &w.bv},         {"self_attn.o_proj.weight", &w.wo},
+        {"self_attn.o_proj.bias", &w.bo},         {"post_attention_layernorm.weight", &w.mlp_norm},
+        {"mlp.gate_proj.weight", &w.w_gate},      {"mlp.gate_proj.bias", &w.b_gate},
+        {"mlp.up_proj.weight", &w.w_up},          {"mlp.up_proj.bias", &w.b_up},
+        {"mlp.down_proj.weight", &w.w_down},      {"mlp.down_proj.bias", &w.b_down}};
+    for (const auto& [name, slot] : named)
+      if (slot->data) slots.emplace_back(p + name, slot);
+  }
+  slots.emplace_back("model.norm.weight", &final_norm_);
+  const bool tied = lm_head_.data == embed_.data;
+  if (!tied) slots.emplace_back("lm_head.weight", &lm_head_);
+  full_ = std::make_unique<FullParams>(*backend_, slots);
+  if (tied) lm_head_ = embed_;  // one tensor, one gradient: the LM head's and the embedding's add up
+  weight_dtype_ = DType::F32;
+  weight_bytes_ = 0;
+  for (const auto& t : full_->tensors()) weight_bytes_ += t.w.nbytes();
+}
+
+void Qwen2Model::norm_weight_backward(const Tensor& dy, const Tensor& x, const Tensor& w) {
+  if (!full_) return;
+  if (const Tensor* g = full_->grad_of(w)) backend_->rmsnorm_backward_weight(*g, dy, x, float(cfg_.rms_norm_eps));
+}
+
 void Qwen2Model::project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, int64_t layer,
                          int target, int tmp_slot) {
   backend_->matmul_forward(out, x, w, bias);
@@ -63,9 +106,13 @@ void Qwen2Model::project(const Tensor& out, const Tensor& x, const Tensor& w, co
   }
 }
 
-void Qwen2Model::project_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, int64_t layer,
-                                  int target, bool accumulate) {
+void Qwen2Model::project_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w,
+                                  const Tensor& bias, int64_t layer, int target, bool accumulate) {
   Backend& b = *backend_;
+  if (full_) {
+    if (const Tensor* gw = full_->grad_of(w)) b.matmul_backward_weight(*gw, dy, x, 1.0f);
+    if (const Tensor* gb = full_->grad_of(bias)) b.bias_backward(*gb, dy);
+  }
   b.matmul_backward_input(dx, dy, w, accumulate);
   LoraParam* p = active_lora(layer, target);
   if (!p) return;
@@ -205,10 +252,13 @@ std::vector<float> Qwen2Model::train_pass(const TrainRows& rows, float temperatu
     auto [lc, e] = head_chunk(v0, n);
     b.lmhead_grad_forward(lc, v0, targets, inv_temp, view(stat(3), T, 1), view(stat(4), T, 1));
     b.matmul_backward_input(dh, lc, e, true);
+    if (const Tensor* g = full_ ? full_->grad_of(lm_head_) : nullptr)
+      b.matmul_backward_weight(row_block(*g, v0, n), lc, hn, 1.0f);
   }
   Tensor dx = a.get(kTDx, DType::F32, T, C);
   b.upload(dx.data, zeros.data(), zeros.size() * 4);
   b.rmsnorm_backward(dx, dh, xs_at(L), final_norm_, eps);
+  norm_weight_backward(dh, xs_at(L), final_norm_);
 
   // Layers in reverse: recompute the layer, then push dx (the gradient of its output) through it.
   Tensor dq = a.get(kTDq, DType::F32, T, H * D), dk = a.get(kTDk, DType::F32, T, Hkv * D);
@@ -219,22 +269,25 @@ std::vector<float> Qwen2Model::train_pass(const TrainRows& rows, float temperatu
     const Tensor x_in = xs_at(l);
     layer_forward(l, x_in, nullptr);
     // MLP: out = xmid + down(silu(gate(h2)) * up(h2)); dx flows to xmid directly.
-    project_backward(da, dx, act, w.w_down, l, kLoraDown, false);
+    project_backward(da, dx, act, w.w_down, w.b_down, l, kLoraDown, false);
     b.swiglu_backward(dg, du, da, g, u);
-    project_backward(dh, dg, h2, w.w_gate, l, kLoraGate, false);
-    project_backward(dh, du, h2, w.w_up, l, kLoraUp, true);
+    project_backward(dh, dg, h2, w.w_gate, w.b_gate, l, kLoraGate, false);
+    project_backward(dh, du, h2, w.w_up, w.b_up, l, kLoraUp, true);
     b.rmsnorm_backward(dx, dh, xmid, w.mlp_norm, eps);  // dx is now d(xmid)
+    norm_weight_backward(dh, xmid, w.mlp_norm);
     // Attention: xmid = x_in + o_proj(attention(rope(q), rope(k), v)).
-    project_backward(datt, dx, att, w.wo, l, kLoraO, false);
+    project_backward(datt, dx, att, w.wo, w.bo, l, kLoraO, false);
     b.attention_backward(view(dq, T, H, D), view(dk, T, Hkv, D), view(dv, T, Hkv, D), datt, view(q, T, H, D),
                          view(k, T, Hkv, D), view(v, T, Hkv, D), ap);
     b.rope_backward(view(dq, T, H, D), positions, inv_freq_);
     b.rope_backward(view(dk, T, Hkv, D), positions, inv_freq_);
-    project_backward(dh, dq, h1, w.wq, l, kLoraQ, false);
-    project_backward(dh, dk, h1, w.wk, l, kLoraK, true);
-    project_backward(dh, dv, h1, w.wv, l, kLoraV, true);
+    project_backward(dh, dq, h1, w.wq, w.bq, l, kLoraQ, false);
+    project_backward(dh, dk, h1, w.wk, w.bk, l, kLoraK, true);
+    project_backward(dh, dv, h1, w.wv, w.bv, l, kLoraV, true);
     b.rmsnorm_backward(dx, dh, x_in, w.attn_norm, eps);  // dx is now d(x_in)
+    norm_weight_backward(dh, x_in, w.attn_norm);
   }
+  if (const Tensor* g = full_ ? full_->grad_of(embed_) : nullptr) b.embedding_backward(*g, dx, ids);
   b.synchronize();
   return logp;
 }

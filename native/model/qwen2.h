@@ -12,6 +12,7 @@
 
 #include "../backend/backend.h"
 #include "config.h"
+#include "full-params.h"
 #include "lora.h"
 #include "weights.h"
 
@@ -75,13 +76,26 @@ class Qwen2Model {
   // One engine step over the paged cache; logits: host buffer [logit_rows.size(), V].
   void forward_step(const StepBatch& batch, const KvStorage& kv, float* logits);
 
-  // --- LoRA and training (qwen2-train.cpp) ---------------------------------------------------
+  // --- LoRA, full-parameter training and the training pass (qwen2-train.cpp) -------------------
   LoraAdapter* lora() { return lora_.get(); }
-  void set_lora(std::unique_ptr<LoraAdapter> a) { lora_ = std::move(a); }
+  // Attaches (replacing any) LoRA adapter; refused once full-parameter training is on.
+  void set_lora(std::unique_ptr<LoraAdapter> a);
   void set_lora_enabled(bool on) { lora_enabled_ = on; }
   bool lora_enabled() const { return lora_enabled_; }
-  // The weights forward() runs with: 0 for the base model, else the active adapter's version.
-  uint64_t weights_version() const { return lora_ && lora_enabled_ ? lora_->version() : 0; }
+  // Makes every weight an f32 trainable tensor (full-params.h); refused while a LoRA adapter is
+  // attached; a second call does nothing.
+  void enable_full_training();
+  FullParams* full() { return full_.get(); }
+  // What lossAndGradients and optimizerStep train: the full parameters, else the adapter (or null).
+  TrainableSet* trainable() {
+    return full_ ? static_cast<TrainableSet*>(full_.get()) : static_cast<TrainableSet*>(lora_.get());
+  }
+  // The weights forward() runs with: the active adapter's version, else the full parameters'
+  // version when they are being trained, else 0 (the weights as loaded).
+  uint64_t weights_version() const {
+    if (lora_ && lora_enabled_) return lora_->version();
+    return full_ ? full_->version() : 0;
+  }
 
   // Packed training sequences: row t of the batch predicts targets[t] (-1: no loss on that row).
   struct TrainRows {
@@ -112,13 +126,17 @@ class Qwen2Model {
   std::unique_ptr<ScratchArena> arena_;
   std::unique_ptr<LoraAdapter> lora_;
   bool lora_enabled_ = true;
+  std::unique_ptr<FullParams> full_;
 
   // x @ w^T (+ bias) (+ the LoRA term of (layer, target) when active); LoRA scratch in tmp_slot.
   void project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, int64_t layer, int target,
                int tmp_slot);
-  // Backward of project: dx (=, or += when accumulate) dy @ w plus the LoRA term; LoRA grads accumulate.
-  void project_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, int64_t layer, int target,
-                        bool accumulate);
+  // Backward of project: dx (=, or += when accumulate) dy @ w plus the LoRA term; the LoRA gradients,
+  // or with full-parameter training those of w and bias, accumulate.
+  void project_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        int64_t layer, int target, bool accumulate);
+  // With full-parameter training: the gradient of rmsnorm(x) * w's scale w from dy accumulates.
+  void norm_weight_backward(const Tensor& dy, const Tensor& x, const Tensor& w);
   LoraParam* active_lora(int64_t layer, int target) {
     return lora_ && lora_enabled_ ? lora_->get(layer, target) : nullptr;
   }

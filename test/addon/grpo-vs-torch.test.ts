@@ -17,7 +17,12 @@ import { after, before, describe, it } from 'node:test';
 import { loadModel, type Model } from '../../lib/index.js';
 import { loadAdapter } from '../../lib/train/peft.js';
 import type { GrpoBatch } from '../../lib/train/types.js';
-import { type GrpoReferenceBatch, makeAdapter, referenceLossGrads } from '../helpers/grpo-reference.js';
+import {
+  type GrpoReferenceBatch,
+  makeAdapter,
+  referenceLossGrads,
+  referenceTestModels,
+} from '../helpers/grpo-reference.js';
 import { makeRandomModel, relativeL2, torchAvailable, torchSkipReason } from '../helpers/torch-reference.js';
 
 const requireTorch = process.env.MOTIF_REQUIRE_TORCH === '1';
@@ -77,27 +82,7 @@ function check(
 }
 
 describe('LoRA-GRPO loss and gradients match PyTorch autograd', { skip: !haveTorch && torchSkipReason() }, () => {
-  const models: Array<[string, Parameters<typeof makeRandomModel>[0]]> = [
-    [
-      'qwen2 GQA 2',
-      { arch: 'qwen2', hidden: 32, intermediate: 48, layers: 2, heads: 4, kvHeads: 2, vocab: V, seed: 3 },
-    ],
-    [
-      'llama with biases',
-      {
-        arch: 'llama',
-        hidden: 24,
-        intermediate: 40,
-        layers: 2,
-        heads: 3,
-        kvHeads: 1,
-        vocab: V,
-        attentionBias: true,
-        mlpBias: true,
-        seed: 4,
-      },
-    ],
-  ];
+  const models = referenceTestModels(V);
   for (const [name, spec] of models) {
     describe(name, () => {
       let model: Model;

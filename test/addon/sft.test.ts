@@ -6,17 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadModel, type Model } from '../../lib/index.js';
 import { formatSftExample, type SftExample, type SftStepMetrics, sft, sftBatch } from '../../lib/train/sft.js';
-import { writeTinyModel } from '../helpers/tiny-model.js';
+import { writeTinyChatModel } from '../helpers/tiny-model.js';
 import { relativeL2 } from '../helpers/torch-reference.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const QWEN = path.join(ROOT, '../shared/data/tokenizer/qwen2.5');
 
 const EXAMPLES: SftExample[] = [
   { prompt: 'What is 2+3?', response: 'The answer is 5.', system: 'Be brief.' },
@@ -42,21 +41,7 @@ let tmp: string;
 let modelDir: string;
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'motif-sft-'));
-  modelDir = path.join(tmp, 'model');
-  await writeTinyModel(modelDir, {
-    vocab: 151665,
-    hidden: 32,
-    intermediate: 64,
-    layers: 2,
-    heads: 4,
-    kvHeads: 2,
-    tie: true,
-  });
-  const cfgPath = path.join(modelDir, 'config.json');
-  const cfg = JSON.parse(await readFile(cfgPath, 'utf8'));
-  await writeFile(cfgPath, JSON.stringify({ ...cfg, max_position_embeddings: 256 }));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    await copyFile(path.join(QWEN, f), path.join(modelDir, f));
+  modelDir = await writeTinyChatModel(path.join(tmp, 'model'));
 });
 after(async () => {
   await rm(tmp, { recursive: true, force: true });

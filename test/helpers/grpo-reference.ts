@@ -21,7 +21,29 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GENERATED_DIR, REPO_ROOT, TORCH_PYTHON } from './torch-reference.js';
+import { GENERATED_DIR, type RandomModelOptions, REPO_ROOT, TORCH_PYTHON } from './torch-reference.js';
+
+/** The two small models training is checked on: Qwen2 with GQA (q/k/v biases) and Llama with every bias. */
+export function referenceTestModels(vocab: number): Array<[string, RandomModelOptions]> {
+  return [
+    ['qwen2 GQA 2', { arch: 'qwen2', hidden: 32, intermediate: 48, layers: 2, heads: 4, kvHeads: 2, vocab, seed: 3 }],
+    [
+      'llama with biases',
+      {
+        arch: 'llama',
+        hidden: 24,
+        intermediate: 40,
+        layers: 2,
+        heads: 3,
+        kvHeads: 1,
+        vocab,
+        attentionBias: true,
+        mlpBias: true,
+        seed: 4,
+      },
+    ],
+  ];
+}
 
 /** The training reference script. */
 export const GRPO_REFERENCE_SCRIPT = path.join(REPO_ROOT, 'test', 'reference', 'grpo_ref.py');
@@ -155,10 +177,14 @@ interface RawResult {
   kl: number;
 }
 
-/** TRL's GRPO loss (or the 'sft' mean NLL) and the LoRA gradients for `batch`, by PyTorch autograd (base weights frozen). */
+/**
+ * TRL's GRPO loss (or the 'sft' mean NLL) and its gradients for `batch`, by PyTorch autograd: the LoRA
+ * gradients under PEFT names (base weights frozen), or with `adapterDir` null (full-parameter training)
+ * the gradient of every base weight under its HF name.
+ */
 export async function referenceLossGrads(
   modelDir: string,
-  adapterDir: string,
+  adapterDir: string | null,
   batch: GrpoReferenceBatch,
   options: LossGradsOptions = {},
 ): Promise<ReferenceLossGrads> {
@@ -171,8 +197,7 @@ export async function referenceLossGrads(
       'loss-grads',
       '--model',
       modelDir,
-      '--adapter',
-      adapterDir,
+      ...(adapterDir === null ? ['--full'] : ['--adapter', adapterDir]),
       '--batch',
       batchPath,
       '--out',

@@ -5,7 +5,7 @@
  * The safetensors writer here is deliberately plain: 8-byte little-endian header length,
  * JSON header, raw little-endian f32 data.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface TinyModelOptions {
@@ -123,5 +123,30 @@ export async function writeTinyModel(dir: string, opts: TinyModelOptions = {}): 
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
   await writeFile(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
+  return dir;
+}
+
+/** The real Qwen2.5 tokenizer (tokenizer.json + tokenizer_config.json with its chat template). */
+export const QWEN_TOKENIZER_DIR = path.resolve(import.meta.dirname, '../../../shared/data/tokenizer/qwen2.5');
+
+/**
+ * A tiny random Qwen2 (hidden 32, 2 layers, tied head) over the real Qwen2.5 vocabulary, with its
+ * tokenizer and chat template and max_position_embeddings 256: enough for chat-formatted SFT tests.
+ */
+export async function writeTinyChatModel(dir: string): Promise<string> {
+  const { config, tensors } = tinyModel({
+    vocab: 151665,
+    hidden: 32,
+    intermediate: 64,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    tie: true,
+  });
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, max_position_embeddings: 256 }, null, 2));
+  await writeFile(path.join(dir, 'model.safetensors'), safetensorsBytes(tensors));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    await copyFile(path.join(QWEN_TOKENIZER_DIR, f), path.join(dir, f));
   return dir;
 }

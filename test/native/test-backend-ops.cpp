@@ -372,6 +372,30 @@ std::vector<Case> build_cases() {
                         random_data(rng, DType::F32, {T, C}), random_data(rng, wt, {C}, 0.5f, 1.5f)},
                        {0},
                        [](Backend& b, std::vector<Tensor>& t) { b.rmsnorm_backward(t[0], t[1], t[2], t[3], 1e-6f); }});
+  for (auto [T, C] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {7, 37}}) {
+    const std::string desc = "T=" + std::to_string(T) + " C=" + std::to_string(C);
+    cases.push_back({Op::rmsnorm_backward_weight,
+                     desc,
+                     1e-10,
+                     {random_data(rng, DType::F32, {C}), random_data(rng, DType::F32, {T, C}),
+                      random_data(rng, DType::F32, {T, C})},
+                     {0},
+                     [](Backend& b, std::vector<Tensor>& t) { b.rmsnorm_backward_weight(t[0], t[1], t[2], 1e-6f); }});
+    cases.push_back({Op::bias_backward,
+                     desc,
+                     1e-10,
+                     {random_data(rng, DType::F32, {C}), random_data(rng, DType::F32, {T, C})},
+                     {0},
+                     [](Backend& b, std::vector<Tensor>& t) { b.bias_backward(t[0], t[1]); }});
+    std::vector<int32_t> ids;  // repeated ids: their rows must add up
+    for (int64_t i = 0; i < T; i++) ids.push_back(int32_t(rng() % 3));
+    cases.push_back({Op::embedding_backward,
+                     desc,
+                     1e-10,
+                     {random_data(rng, DType::F32, {5, C}), random_data(rng, DType::F32, {T, C}), int_data(ids)},
+                     {0},
+                     [](Backend& b, std::vector<Tensor>& t) { b.embedding_backward(t[0], t[1], t[2]); }});
+  }
   for (auto [T, H, D] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 8}, {9, 3, 64}}) {
     std::vector<int32_t> pos;
     for (int64_t t = 0; t < T; t++) pos.push_back(int32_t(rng() % 4096));

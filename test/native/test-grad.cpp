@@ -85,6 +85,36 @@ int main() {
     b.rmsnorm_backward(T2(dx, T, C), T2(R, T, C), T2(x, T, C), make_tensor(DType::F32, w.data(), C), 1e-6f);
     check("rmsnorm_backward", x, dx, L);
   }
+  {  // the weight gradients of full-parameter training: rmsnorm's scale, a bias, the embedding table
+    const int64_t T = 4, C = 6, N = 5, V = 7;
+    auto x = rand_vec(size_t(T * C)), w = rand_vec(size_t(C), 0.5f, 1.5f), R = rand_vec(size_t(T * C));
+    std::vector<float> y(size_t(T * C)), dw(size_t(C), 0.0f);
+    auto Lnorm = [&] {
+      b.rmsnorm_forward(T2(y, T, C), T2(x, T, C), make_tensor(DType::F32, w.data(), C), 1e-6f);
+      return dot(y, R);
+    };
+    b.rmsnorm_backward_weight(make_tensor(DType::F32, dw.data(), C), T2(R, T, C), T2(x, T, C), 1e-6f);
+    check("rmsnorm_backward_weight", w, dw, Lnorm);
+
+    auto mw = rand_vec(size_t(N * C)), bias = rand_vec(size_t(N)), Rn = rand_vec(size_t(T * N));
+    std::vector<float> yn(size_t(T * N)), db(size_t(N), 0.0f);
+    auto Lbias = [&] {
+      b.matmul_forward(T2(yn, T, N), T2(x, T, C), T2(mw, N, C), make_tensor(DType::F32, bias.data(), N));
+      return dot(yn, Rn);
+    };
+    b.bias_backward(make_tensor(DType::F32, db.data(), N), T2(Rn, T, N));
+    check("bias_backward", bias, db, Lbias);
+
+    auto table = rand_vec(size_t(V * C));
+    std::vector<int32_t> ids = {3, 0, 3, 6};  // a repeated id: its row collects two gradients
+    std::vector<float> dtable(size_t(V * C), 0.0f);
+    auto Lembed = [&] {
+      b.embedding_forward(T2(y, T, C), T2(table, V, C), make_tensor(DType::I32, ids.data(), T));
+      return dot(y, R);
+    };
+    b.embedding_backward(T2(dtable, V, C), T2(R, T, C), make_tensor(DType::I32, ids.data(), T));
+    check("embedding_backward", table, dtable, Lembed);
+  }
   {  // rope
     const int64_t T = 4, H = 2, D = 8;
     auto x = rand_vec(size_t(T * H * D)), R = rand_vec(size_t(T * H * D));

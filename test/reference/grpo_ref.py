@@ -16,8 +16,8 @@ What it is
 How to run it (Debian's PyTorch 1.13 CPU: apt-get install python3-torch; use /usr/bin/python3)
     /usr/bin/python3 test/reference/grpo_ref.py make-adapter --model DIR --out DIR --rank R --alpha A \\
         [--targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj] [--rslora] [--seed S] [--b-scale F]
-    /usr/bin/python3 test/reference/grpo_ref.py loss-grads --model DIR --adapter DIR --batch FILE.json \\
-        --out FILE.json [--dtype f64|f32]
+    /usr/bin/python3 test/reference/grpo_ref.py loss-grads --model DIR (--adapter DIR | --full) \\
+        --batch FILE.json --out FILE.json [--dtype f64|f32]
     /usr/bin/python3 test/reference/grpo_ref.py self-test
 
 make-adapter writes a PEFT LoRA folder: adapter_config.json (as PEFT's save_pretrained writes it: indent 2,
@@ -594,6 +594,20 @@ def loss_and_grads(spec: ModelSpec, weights: Dict[str, Tensor], adapter: Adapter
     return result, OrderedDict((n, g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params.items(), grads))
 
 
+def full_loss_and_grads(spec: ModelSpec, weights: Dict[str, Tensor], batch: GrpoBatch,
+                        dtype: torch.dtype = torch.float64) -> Tuple[LossResult, "OrderedDict[str, Tensor]"]:
+    """Full-parameter training: every base weight is trainable (no adapter); (loss result, {HF name:
+    gradient}). A tied LM head is the embedding, so its gradient lands on model.embed_tokens.weight;
+    a tensor the forward never reads (an lm_head copy in a tied checkpoint) gets zeros. The KL
+    reference, when beta > 0 and no refLogps are given, is the weights as loaded."""
+    w = OrderedDict((n, t.to(dtype).detach().requires_grad_(True)) for n, t in weights.items())
+    ref = reference_logps(spec, {n: t.detach() for n, t in w.items()}, batch, dtype)
+    logps = sequence_logps(lambda t: lora_forward_sequence(spec, w, None, t, dtype), batch)
+    result = sft_loss(logps, dtype) if batch.loss_type == SFT else grpo_loss(logps, batch, ref, dtype)
+    grads = torch.autograd.grad(result.loss, list(w.values()), allow_unused=True)
+    return result, OrderedDict((n, g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(w.items(), grads))
+
+
 def result_json(result: LossResult, grads: "OrderedDict[str, Tensor]") -> dict:
     return {
         "loss": float(result.loss),
@@ -619,11 +633,15 @@ def cmd_make_adapter(args: argparse.Namespace) -> None:
 
 
 def cmd_loss_grads(args: argparse.Namespace) -> None:
+    if (args.adapter is None) == (not args.full):
+        raise ValueError("loss-grads needs exactly one of --adapter DIR (LoRA) and --full (every weight)")
     spec, weights = qwen2_ref.load_model(args.model)
-    adapter = load_adapter(args.adapter, spec)
     with open(args.batch) as f:
         batch = parse_batch(json.load(f), spec.vocab)
-    result, grads = loss_and_grads(spec, weights, adapter, batch, DTYPES[args.dtype])
+    if args.full:
+        result, grads = full_loss_and_grads(spec, weights, batch, DTYPES[args.dtype])
+    else:
+        result, grads = loss_and_grads(spec, weights, load_adapter(args.adapter, spec), batch, DTYPES[args.dtype])
     out = result_json(result, grads)
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
@@ -876,6 +894,38 @@ def check_sft() -> str:
             f"central differences worst rel {worst:.1e}")
 
 
+def check_full_finite_differences() -> str:
+    """Full-parameter gradients: central differences in the largest-gradient entry of one tensor of each
+    kind (embedding shared with a tied LM head, norm scale, bias, projection, final norm), for sft and grpo."""
+    out = []
+    for arch, loss_type in (("llama", SFT), ("qwen2", "grpo")):
+        spec, weights = tiny_setup(arch)
+        batch = tiny_batch(loss_type, beta=0.0)
+        result, grads = full_loss_and_grads(spec, weights, batch)
+        batch.old_logps = [lp.tolist() for lp in result.logps]  # held fixed while the weights move
+        w = weights_in(weights, torch.float64)
+
+        def loss_of() -> float:
+            lps = sequence_logps(lambda t: lora_forward_sequence(spec, w, None, t), batch)
+            return float((sft_loss(lps, torch.float64) if loss_type == SFT else grpo_loss(lps, batch, None, torch.float64)).loss)
+
+        names = ["model.embed_tokens.weight", "model.layers.0.input_layernorm.weight", "model.layers.1.mlp.up_proj.weight",
+                 "model.layers.0.self_attn.k_proj.bias", "model.norm.weight"]
+        if not spec.tie:
+            names.append("lm_head.weight")
+        worst = 0.0
+        for name in names:
+            g = grads[name]
+            flat = int(g.abs().argmax())
+            index = tuple(int(i) for i in divmod(flat, g.shape[1])) if g.dim() == 2 else (flat,)
+            fd = finite_difference(loss_of, w[name], index, 1e-6)
+            err = abs(fd - g[index].item()) / max(abs(g[index].item()), 1e-8)
+            assert err < 1e-5, f"{arch} {loss_type} {name}{list(index)}: autograd {g[index].item()} vs FD {fd}"
+            worst = max(worst, err)
+        out.append(f"{arch} {loss_type} {worst:.1e}")
+    return "full-parameter grads == central differences (h 1e-6, f64), worst rel: " + ", ".join(out)
+
+
 def check_equal_rewards_zero_grad() -> str:
     spec, weights = tiny_setup()
     adapter = init_adapter(spec, 4, 8.0, False, ALL_TARGETS, seed=5, b_scale=0.3)
@@ -991,6 +1041,7 @@ def cmd_self_test(_: argparse.Namespace) -> None:
         ("kl at the base model", check_kl_vanishes_at_base),
         ("batch forms and dtypes", check_batch_forms),
         ("sft: mean NLL", check_sft),
+        ("full-parameter finite differences", check_full_finite_differences),
         ("cli round trip", check_cli_round_trip),
     ]
     failed = 0
@@ -1025,9 +1076,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     mk.add_argument("--b-scale", type=float, default=0.0, help="B ~ N(0, F^2) instead of PEFT's zeros (tests)")
     mk.set_defaults(fn=cmd_make_adapter)
 
-    lg = sub.add_parser("loss-grads", help="TRL GRPO loss and LoRA gradients for a batch")
+    lg = sub.add_parser("loss-grads", help="TRL GRPO loss and LoRA (or, with --full, every weight's) gradients for a batch")
     lg.add_argument("--model", required=True)
-    lg.add_argument("--adapter", required=True)
+    lg.add_argument("--adapter", help="PEFT adapter folder: gradients of its lora_A / lora_B")
+    lg.add_argument("--full", action="store_true", help="full-parameter: gradients of every base weight (HF names)")
     lg.add_argument("--batch", required=True, help="batch JSON (camelCase, see the header)")
     lg.add_argument("--out", required=True, help="result JSON")
     lg.add_argument("--dtype", choices=sorted(DTYPES), default="f64")

@@ -1,7 +1,8 @@
 /**
  * SftCommand.ts — `motif-native sft --model DIR --dataset FILE.jsonl --out DIR`: supervised fine-tuning
- * with LoRA (lib/train/sft.ts) on JSONL rows of {prompt, response} or {messages}, with a progress bar,
- * an optional held-out validation loss, and optionally a merged model (lib/export/mergeAdapter.ts).
+ * with LoRA, or of every weight with --full (lib/train/sft.ts), on JSONL rows of {prompt, response} or
+ * {messages}, with a progress bar, an optional held-out validation loss, and optionally a merged model
+ * (lib/export/mergeAdapter.ts).
  *
  * The LoRA and engine flags are `train`'s (the table in lib/train/flags.ts: same names, defaults and
  * help); the rest are SFT's own. Errors name the flag or the dataset's file:line.
@@ -77,6 +78,11 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
       rslora: shared(argv, 'rslora') === true,
     },
   };
+  const full = argv.full === true;
+  if (full && argv.merge === true)
+    throw usage(
+      '--merge folds a LoRA adapter into the model; with --full the result already is a whole model (<out>/model)',
+    );
   const maxLength = argv['max-length'] === undefined ? undefined : numberFlag(argv, 'max-length', 2, 1e7, true);
   const valFraction = numberFlag(argv, 'val-fraction', 0, 0.9, false);
 
@@ -104,10 +110,11 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
     const progress = quiet ? undefined : new ProgressBar({ total: settings.epochs * stepsPerEpoch, label: 'sft' });
     const interrupt = interruptOnSigint(
       (m) => (progress ? progress.log(m) : console.error(m)),
-      'finishing the current step and writing the adapter',
+      `finishing the current step and writing the ${full ? 'model' : 'adapter'}`,
     );
     const r = await sft(model, train, {
       ...settings,
+      full,
       maxLength,
       validation,
       outDir: out,
@@ -128,7 +135,9 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
       console.log(
         `validation loss (${validation?.length} examples): ${r.validationLossBefore?.toFixed(4)} before, ${r.validationLoss.toFixed(4)} after`,
       );
-    console.log(`run folder ${r.outDir}; adapter (PEFT): ${r.adapterDir}`);
+    console.log(
+      `run folder ${r.outDir}; ${full ? `model (HuggingFace folder): ${r.modelDir}` : `adapter (PEFT): ${r.adapterDir}`}`,
+    );
     if (argv.merge === true && r.adapterDir) {
       const line = progressLine('merge', quiet);
       try {
@@ -153,7 +162,8 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
 /** The `sft` command (register it in cli.ts). */
 export const sftCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'sft',
-  describe: 'Supervised fine-tuning with LoRA on JSONL prompt/response pairs or chat conversations',
+  describe:
+    'Supervised fine-tuning (LoRA, or every weight with --full) on JSONL prompt/response pairs or chat conversations',
   builder: (y) =>
     addFlags(
       y
@@ -171,7 +181,8 @@ export const sftCommand: CommandModule<object, Record<string, unknown>> = {
         .option('out', {
           type: 'string',
           group: G_SFT,
-          describe: 'Output folder (must not hold a run): manifest.json, metrics.jsonl, adapter/, merged/',
+          describe:
+            'Output folder (must not hold a run): manifest.json, metrics.jsonl, adapter/ (or model/ with --full), merged/',
         })
         .option('epochs', { type: 'number', group: G_SFT, default: 1, describe: 'Passes over the training examples' })
         .option('lr', {
@@ -227,7 +238,14 @@ export const sftCommand: CommandModule<object, Record<string, unknown>> = {
           type: 'number',
           group: G_SFT,
           default: 0,
-          describe: 'Write checkpoints/step-N every N steps (0: only the final adapter)',
+          describe: 'Write checkpoints/step-N every N steps (0: only the final adapter or model)',
+        })
+        .option('full', {
+          type: 'boolean',
+          group: G_SFT,
+          default: false,
+          describe:
+            "Full-parameter fine-tuning: train every weight instead of a LoRA adapter (16 bytes of memory per parameter: f32 weights, gradients, AdamW moments) and write <out>/model, a HuggingFace folder in the checkpoint's dtype; the --lora-* flags are ignored",
         })
         .option('merge', {
           type: 'boolean',
@@ -241,6 +259,10 @@ export const sftCommand: CommandModule<object, Record<string, unknown>> = {
       .example(
         '$0 sft --model ./Qwen2.5-0.5B-Instruct --dataset pairs.jsonl --out runs/sft --epochs 3 --val-fraction 0.1',
         'LoRA SFT with a validation loss',
+      )
+      .example(
+        '$0 sft --model ./Qwen2.5-0.5B-Instruct --dataset pairs.jsonl --out runs/full --full --lr 1e-5',
+        'Full-parameter SFT; the model is written to runs/full/model',
       )
       .epilog(
         'Only the response tokens (and the end-of-turn token after them) are trained on; the prompt is ' +

@@ -67,6 +67,13 @@ class CpuBackend final : public Backend {
   void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, float eps) override {
     ref::rmsnorm_backward(dx, dy, x, w, eps);
   }
+  void rmsnorm_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float eps) override {
+    ref::rmsnorm_backward_weight(dw, dy, x, eps);
+  }
+  void bias_backward(const Tensor& db, const Tensor& dy) override { ref::bias_backward(db, dy); }
+  void embedding_backward(const Tensor& dtable, const Tensor& dx, const Tensor& ids) override {
+    ref::embedding_backward(dtable, dx, ids);
+  }
   void rope_backward(const Tensor& dx, const Tensor& pos, const Tensor& inv_freq) override {
     ref::rope_backward(dx, pos, inv_freq);
   }

@@ -26,6 +26,9 @@ void lora_forward(const Tensor& out, const Tensor& tmp, const Tensor& x, const T
 void matmul_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, bool accumulate);
 void matmul_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float scale);
 void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w, float eps);
+void rmsnorm_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float eps);
+void bias_backward(const Tensor& db, const Tensor& dy);
+void embedding_backward(const Tensor& dtable, const Tensor& dx, const Tensor& ids);
 void rope_backward(const Tensor& dx, const Tensor& pos, const Tensor& inv_freq);
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const AttentionParams& p);

@@ -53,6 +53,13 @@ void check_lora(const Tensor& out, const Tensor& tmp, const Tensor& x, const Ten
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+// rsqrt(mean(x^2) + eps) of one row of C values: rmsnorm's scale of that row.
+inline float rms_inverse(const float* x, int64_t C, float eps) {
+  float ss = 0.0f;
+  for (int64_t c = 0; c < C; c++) ss += x[c] * x[c];
+  return 1.0f / std::sqrt(ss / float(C) + eps);
+}
+
 }  // namespace
 
 namespace ref {
@@ -100,13 +107,58 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const
   for (int64_t t = 0; t < T; t++) {
     const float* xr = x.as<float>() + t * C;
     const float* g = dy.as<float>() + t * C;
-    float ss = 0.0f;
-    for (int64_t c = 0; c < C; c++) ss += xr[c] * xr[c];
-    const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+    const float r = rms_inverse(xr, C, eps);
     float dot = 0.0f;  // sum_j dy_j w_j x_j
     for (int64_t c = 0; c < C; c++) dot += g[c] * load_as_f32(w.type, w.data, c) * xr[c];
     const float k = r * r * r / float(C) * dot;
     for (int64_t c = 0; c < C; c++) dx.as<float>()[t * C + c] += r * load_as_f32(w.type, w.data, c) * g[c] - xr[c] * k;
+  }
+}
+
+void rmsnorm_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, float eps) {
+  require_f32(dw, "rmsnorm_backward_weight dw");
+  require_f32(dy, "rmsnorm_backward_weight dy");
+  require_f32(x, "rmsnorm_backward_weight x");
+  const int64_t T = x.rows(), C = x.cols();
+  MOTIF_CHECK(dy.rows() == T && dy.cols() == C && dw.numel() == C, InvalidArgument,
+              "rmsnorm_backward_weight: dy " + dy.shape_str() + ", x " + x.shape_str() + ", dw " + dw.shape_str());
+  // Rows outer, channels inner, accumulated in double per channel: the sums run over up to T rows.
+  std::vector<double> acc(static_cast<size_t>(C), 0.0);
+  for (int64_t t = 0; t < T; t++) {
+    const float* xr = x.as<float>() + t * C;
+    const float* g = dy.as<float>() + t * C;
+    const float r = rms_inverse(xr, C, eps);
+    for (int64_t c = 0; c < C; c++) acc[size_t(c)] += double(g[c] * xr[c] * r);
+  }
+  for (int64_t c = 0; c < C; c++) dw.as<float>()[c] += float(acc[size_t(c)]);
+}
+
+void bias_backward(const Tensor& db, const Tensor& dy) {
+  require_f32(db, "bias_backward db");
+  require_f32(dy, "bias_backward dy");
+  const int64_t T = dy.rows(), N = dy.cols();
+  MOTIF_CHECK(db.numel() == N, InvalidArgument, "bias_backward: db " + db.shape_str() + " vs dy " + dy.shape_str());
+  std::vector<double> acc(static_cast<size_t>(N), 0.0);
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t n = 0; n < N; n++) acc[size_t(n)] += double(dy.as<float>()[t * N + n]);
+  for (int64_t n = 0; n < N; n++) db.as<float>()[n] += float(acc[size_t(n)]);
+}
+
+void embedding_backward(const Tensor& dtable, const Tensor& dx, const Tensor& ids) {
+  require_f32(dtable, "embedding_backward dtable");
+  require_f32(dx, "embedding_backward dx");
+  MOTIF_CHECK(ids.type == DType::I32, InvalidArgument, "embedding_backward ids must be I32");
+  const int64_t T = dx.rows(), C = dx.cols(), V = dtable.rows();
+  MOTIF_CHECK(
+      ids.numel() == T && dtable.cols() == C, InvalidArgument,
+      "embedding_backward: dtable " + dtable.shape_str() + ", dx " + dx.shape_str() + ", ids " + ids.shape_str());
+  for (int64_t t = 0; t < T; t++) {
+    const int32_t id = ids.as<int32_t>()[t];
+    MOTIF_CHECK(id >= 0 && id < V, InvalidArgument,
+                "embedding_backward: id " + std::to_string(id) + " outside [0, " + std::to_string(V) + ")");
+    float* row = dtable.as<float>() + int64_t(id) * C;
+    const float* g = dx.as<float>() + t * C;
+    for (int64_t c = 0; c < C; c++) row[c] += g[c];
   }
 }
 

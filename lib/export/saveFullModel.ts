@@ -1,0 +1,101 @@
+/**
+ * saveFullModel.ts — writes the weights of a model under full-parameter training as a new
+ * HuggingFace folder (`Model.saveModel`, behind `motif-native sft --full`).
+ *
+ * The folder gets one model.safetensors holding every weight the engine trains, under its HF name
+ * (a tied LM head is not written: config.json's tie_word_embeddings says so), plus config.json, the
+ * tokenizer and the other small files copied from the folder the model was loaded from. Each tensor
+ * is stored in the dtype the source checkpoint stored it in (rounded to nearest even), or in `dtype`
+ * when given; tensors are read from the engine and written one at a time. The folder is built under
+ * a temporary name and renamed into place; an existing folder is replaced only with `overwrite`,
+ * and never when it is the source folder.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { convertFloats } from '../formats/dtypes.js';
+import { openSafetensorsModel } from '../formats/safetensors.js';
+import { type StreamedTensor, writeSafetensorsStreamed } from '../formats/safetensors-write.js';
+import { MotifError } from '../native/errors.js';
+import { replaceDir } from '../train/peft.js';
+import type { ExportDtype } from './exportGguf.js';
+import { copyModelSideFiles } from './mergeAdapter.js';
+
+/** The trained tensors, as the engine lists and reads them. */
+export interface FullTensorSource {
+  names: readonly string[];
+  shapes: readonly (readonly number[])[];
+  /** The current f32 weights of tensor `name`. */
+  read(name: string): Float32Array;
+}
+
+/** Options of {@link saveFullModel}. */
+export interface SaveFullModelOptions {
+  /** The folder the model was loaded from (its config, tokenizer and stored dtypes are reused). */
+  sourceDir: string;
+  /** The folder to write. */
+  outDir: string;
+  /** Stored precision. Default: each tensor's dtype in the source checkpoint. */
+  dtype?: ExportDtype;
+  /** Replace an existing folder. Default false: an existing outDir is an error. */
+  overwrite?: boolean;
+}
+
+const STORED = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
+const NARROW = { F16: 'f16', BF16: 'bf16' } as const;
+
+/** Writes the model folder (see the file comment); returns the number of tensors written. */
+export async function saveFullModel(source: FullTensorSource, options: SaveFullModelOptions): Promise<number> {
+  const sourceDir = path.resolve(options.sourceDir);
+  const outDir = path.resolve(options.outDir);
+  if (outDir === sourceDir)
+    throw new MotifError(
+      'ERR_MOTIF_INVALID_ARGUMENT',
+      `saveModel: ${outDir} is the folder the model was loaded from; write the trained model somewhere else`,
+    );
+  if (options.dtype !== undefined && !Object.hasOwn(STORED, options.dtype))
+    throw new MotifError(
+      'ERR_MOTIF_INVALID_ARGUMENT',
+      `saveModel: dtype must be f32, f16 or bf16, got ${options.dtype}`,
+    );
+  if (
+    !options.overwrite &&
+    (await stat(outDir).then(
+      () => true,
+      () => false,
+    ))
+  )
+    throw new MotifError(
+      'ERR_MOTIF_INVALID_ARGUMENT',
+      `saveModel: ${outDir} already exists; choose a new folder or pass overwrite to replace it`,
+    );
+  const stored = new Map<string, string>();
+  const base = await openSafetensorsModel(sourceDir);
+  try {
+    for (const [name, t] of base.tensors) stored.set(name, t.dtype);
+  } finally {
+    await base.close();
+  }
+  const tensors = new Map<string, StreamedTensor>();
+  source.names.forEach((name, i) => {
+    const from = stored.get(name);
+    const dtype =
+      options.dtype !== undefined ? STORED[options.dtype] : from === 'F16' || from === 'BF16' ? from : 'F32';
+    tensors.set(name, {
+      dtype,
+      shape: source.shapes[i],
+      fill: async (write) => {
+        const w = source.read(name);
+        const bytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+        if (dtype === 'F32') return write(bytes);
+        const narrow = new Uint8Array(w.length * 2);
+        convertFloats(bytes, 'f32', narrow, NARROW[dtype], w.length);
+        return write(narrow);
+      },
+    });
+  });
+  await replaceDir(outDir, async (tmp) => {
+    await copyModelSideFiles(sourceDir, tmp);
+    await writeSafetensorsStreamed(path.join(tmp, 'model.safetensors'), tensors, { metadata: { format: 'pt' } });
+  });
+  return tensors.size;
+}
