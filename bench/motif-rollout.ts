@@ -44,15 +44,23 @@ export interface EngineDecodeResult {
   peakRssBytes: number;
 }
 
+/** The model and how the child loads it (weights: LoadModelOptions.weights, default 'auto'). */
+interface EngineOptions {
+  model: string;
+  threads: number;
+  weights?: 'auto' | 'map' | 'read';
+}
+
 const RESULT_MARK = '@@motif-bench-result ';
 const THIS_FILE = fileURLToPath(import.meta.url);
 
-async function rolloutInProcess(o: { model: string; threads: number; kvCacheBytes: number } & RolloutShape) {
+async function rolloutInProcess(o: EngineOptions & { kvCacheBytes: number } & RolloutShape) {
   const model = await loadModel(o.model, {
     device: 'cpu',
     threads: o.threads,
     kvCacheBytes: o.kvCacheBytes,
     tokenizer: false,
+    weights: o.weights,
   });
   const vocab = model.config.vocabSize;
   const prompts = Array.from({ length: o.questions }, (_, q) => questionPrompt(o.seed, q, o.promptTokens, vocab));
@@ -103,8 +111,8 @@ async function rolloutInProcess(o: { model: string; threads: number; kvCacheByte
   } satisfies EngineRolloutResult;
 }
 
-async function decodeInProcess(o: { model: string; threads: number; batch: number; tokens: number; seed: number }) {
-  const model = await loadModel(o.model, { device: 'cpu', threads: o.threads, tokenizer: false });
+async function decodeInProcess(o: EngineOptions & { batch: number; tokens: number; seed: number }) {
+  const model = await loadModel(o.model, { device: 'cpu', threads: o.threads, tokenizer: false, weights: o.weights });
   const vocab = model.config.vocabSize;
   const reqs = Array.from({ length: o.batch }, (_, i) => ({
     tokens: questionPrompt(o.seed, i, 16, vocab),
@@ -161,12 +169,12 @@ function runInChild<T>(kind: 'rollout' | 'decode', options: object): Promise<T> 
 }
 
 /** The MOTIF rollout workload on this engine, in a child process. */
-export function runMotifRollout(o: { model: string; threads: number; kvCacheBytes: number } & RolloutShape) {
+export function runMotifRollout(o: EngineOptions & { kvCacheBytes: number } & RolloutShape) {
   return runInChild<EngineRolloutResult>('rollout', o);
 }
 
 /** `batch` greedy sequences decoding `tokens` tokens each; decode steps only are timed. */
-export function runMotifDecode(o: { model: string; threads: number; batch: number; tokens: number; seed: number }) {
+export function runMotifDecode(o: EngineOptions & { batch: number; tokens: number; seed: number }) {
   return runInChild<EngineDecodeResult>('decode', o);
 }
 

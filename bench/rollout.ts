@@ -6,7 +6,10 @@
  *
  *   npm run bench -- rollout [--model DIR] [--questions 2] [--generations 4] [--trajectories 2]
  *     [--rounds 3] [--prompt-tokens 256] [--round-tokens 32] [--threads N] [--runs 3]
- *     [--dtype bf16|f16|f32] [--peer llama|none] [--decode-tokens 32] [--json]
+ *     [--dtype bf16|f16|f32] [--peer llama|none] [--decode-tokens 32] [--weights auto|map|read] [--json]
+ *
+ * --weights is how motif-native loads the weight files (LoadModelOptions.weights: 'read' copies them
+ * into huge-page memory, the CPU default; 'map' memory-maps them), for A/B runs of the two.
  *
  * Each engine runs in its own child process (peak RSS is its own); each figure is the median of
  * --runs runs. Roofline for decode: weight bytes read per step / measured read bandwidth.
@@ -46,6 +49,7 @@ export async function benchRollout(argv: string[]): Promise<void> {
       peer: { type: 'string', default: 'llama' },
       'decode-tokens': { type: 'string', default: '32' },
       seed: { type: 'string', default: '1' },
+      weights: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -57,6 +61,8 @@ export async function benchRollout(argv: string[]): Promise<void> {
   };
   const dtype = values.dtype as BenchDtype;
   if (!['f32', 'f16', 'bf16'].includes(dtype)) throw new Error(`--dtype must be f32, f16 or bf16`);
+  const weights = values.weights as 'auto' | 'map' | 'read';
+  if (!['auto', 'map', 'read'].includes(weights)) throw new Error('--weights must be auto, map or read');
   const threads = int('threads');
   const runs = Math.max(1, int('runs'));
   const log = (s: string) => {
@@ -90,7 +96,7 @@ export async function benchRollout(argv: string[]): Promise<void> {
   log(
     `roofline: read ${roof.readBandwidthGBs.toFixed(1)} GB/s, fp32 FMA ${roof.fmaPeakGflops.toFixed(0)} GFLOP/s; weights ${(weightBytes / 2 ** 20).toFixed(0)} MiB (${dtype})`,
   );
-  log(`workload: ${JSON.stringify(shape)}`);
+  log(`workload: ${JSON.stringify(shape)}; motif-native weights: ${weights}`);
 
   let gguf: string | undefined;
   if (values.peer === 'llama') {
@@ -104,7 +110,7 @@ export async function benchRollout(argv: string[]): Promise<void> {
   const oursRuns = [];
   const peerRuns = [];
   for (let r = 0; r < runs; r++) {
-    oursRuns.push(await runMotifRollout({ model: dir, threads, kvCacheBytes: 1 << 30, ...shape }));
+    oursRuns.push(await runMotifRollout({ model: dir, threads, weights, kvCacheBytes: 1 << 30, ...shape }));
     log(`  run ${r + 1}: motif-native ${oursRuns[r].tokensPerSecond.toFixed(1)} tok/s`);
     if (gguf) {
       peerRuns.push(await runLlamaCppRollout({ gguf, threads, ...shape }));
@@ -141,7 +147,9 @@ export async function benchRollout(argv: string[]): Promise<void> {
     const o = [];
     const p = [];
     for (let r = 0; r < runs; r++) {
-      o.push(await runMotifDecode({ model: dir, threads, batch, tokens: int('decode-tokens'), seed: shape.seed }));
+      o.push(
+        await runMotifDecode({ model: dir, threads, weights, batch, tokens: int('decode-tokens'), seed: shape.seed }),
+      );
       if (gguf) p.push(await runLlamaCppDecode({ gguf, threads, batch, tokens: int('decode-tokens') }));
     }
     const om = medianRun(o);
@@ -175,6 +183,7 @@ export async function benchRollout(argv: string[]): Promise<void> {
           dtype,
           threads,
           workload: shape,
+          weights,
           ...ours,
           peer,
           ratio,

@@ -15,7 +15,7 @@ import { MotifError } from './errors.js';
 /** Shapes and dtypes: Int32Array token ids; Float32Array logits, row-major [tokens x vocab]. */
 export interface AddonModel {
   config(): NativeModelConfig;
-  info(): { backend: string; deviceNote: string; weightBytes: number; weightDtype: string };
+  info(): { backend: string; deviceNote: string; weightBytes: number; weightDtype: string; weightStorage: string };
   /** tokens: Int32Array [T]; seqLens: Int32Array [n] summing to T; out: Float32Array [T * vocab]. */
   forward(tokens: Int32Array, seqLens: Int32Array, out: Float32Array): Promise<void>;
   dispose(): void;
@@ -110,6 +110,7 @@ export interface NativeLoadOptions {
   kvCacheBytes: number;
   kvBlockSize: number;
   maxStepTokens: number;
+  weights: string;
 }
 
 export interface NativeModelConfig {

@@ -122,6 +122,7 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   params.kv_cache_bytes = size_t(expect_number(o.Get("kvCacheBytes"), "options.kvCacheBytes"));
   params.kv_block_size = int32_t(expect_number(o.Get("kvBlockSize"), "options.kvBlockSize"));
   params.max_step_tokens = int32_t(expect_number(o.Get("maxStepTokens"), "options.maxStepTokens"));
+  params.weights = expect_string(o.Get("weights"), "options.weights");
   auto* worker = new LoadWorker(env, dir, params);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
@@ -162,6 +163,7 @@ Napi::Value AddonModel::Info(const Napi::CallbackInfo& info) {
   o.Set("deviceNote", motif::model_device_note(model_));
   o.Set("weightBytes", double(motif::model_weight_bytes(model_)));
   o.Set("weightDtype", motif::model_weight_dtype(model_));
+  o.Set("weightStorage", motif::model_weight_storage(model_));
   return o;
 }
 

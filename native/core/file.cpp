@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "status.h"
@@ -51,7 +53,25 @@ std::string read_text_file(const std::string& path, const std::string& what) {
   return out;
 }
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+namespace {
+
+// Reads all of fd into buf (size bytes), naming `path` in errors.
+void read_fully(int fd, unsigned char* buf, size_t size, const std::string& path) {
+  size_t done = 0;
+  while (done < size) {
+    const size_t chunk = std::min<size_t>(size - done, size_t(1) << 30);
+    const ssize_t n = ::pread(fd, buf + done, chunk, off_t(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      throw Error(ErrorCode::Io, "cannot read weight file " + path + " at byte " + std::to_string(done) + ": " +
+                                     (n == 0 ? std::string("the file is shorter than it was") : std::strerror(errno)));
+    done += size_t(n);
+  }
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path, FileLoad how) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(ErrorCode::Io, "cannot open weight file " + path + ": " + std::strerror(errno));
   struct stat st;
@@ -65,7 +85,11 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error(ErrorCode::Io, path + " is not a regular file");
   }
   size_ = size_t(st.st_size);
-  if (size_ > 0) {
+  if (size_ == 0) {
+    ::close(fd);
+    return;
+  }
+  if (how == FileLoad::Map) {
     base_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (base_ == MAP_FAILED) {
       const int err = errno;
@@ -73,12 +97,39 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       ::close(fd);
       throw Error(ErrorCode::Io, "cannot memory-map " + path + ": " + std::strerror(err));
     }
+    region_ = base_;
+    region_size_ = size_;
+    ::close(fd);
+    return;
+  }
+  // Read: one extra huge page of slack lets the data start on a 2 MiB boundary.
+  const size_t huge = size_t(2) << 20;
+  region_size_ = (size_ + huge - 1) / huge * huge + huge;
+  region_ = ::mmap(nullptr, region_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region_ == MAP_FAILED) {
+    const int err = errno;
+    region_ = nullptr;
+    ::close(fd);
+    throw Error(ErrorCode::OutOfMemory, "cannot allocate " + std::to_string(size_ >> 20) + " MiB to read " + path +
+                                            " into memory: " + std::strerror(err) + " (load with weights: 'map')");
+  }
+  auto* aligned = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(region_) + huge - 1) & ~(huge - 1));
+  ::madvise(aligned, size_, MADV_HUGEPAGE);  // advice only: without THP the pages are simply 4 KiB
+  try {
+    read_fully(fd, aligned, size_, path);
+  } catch (...) {
+    ::munmap(region_, region_size_);
+    region_ = nullptr;
+    ::close(fd);
+    throw;
   }
   ::close(fd);
+  ::mprotect(aligned, size_, PROT_READ);  // the weights are never written
+  base_ = aligned;
 }
 
 MappedFile::~MappedFile() {
-  if (base_) ::munmap(base_, size_);
+  if (region_) ::munmap(region_, region_size_);
 }
 
 }  // namespace motif

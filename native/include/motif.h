@@ -49,6 +49,10 @@ struct LoadParams {
   size_t kv_cache_bytes = 0;      // KV cache budget for generate(); 0 = a default from free memory
   int32_t kv_block_size = 16;     // tokens per KV block
   int32_t max_step_tokens = 256;  // rows per engine step (decode rows + prefill chunks)
+  // "map": the weight files are memory-mapped (no copy; shared page cache). "read": read into
+  // private memory backed by transparent huge pages (a copy; faster streaming on the CPU).
+  // "auto": read for the CPU backends, map otherwise (a GPU copies the weights to the device).
+  std::string weights = "auto";
 };
 
 // --- generation ---------------------------------------------------------------------------
@@ -128,6 +132,8 @@ std::string model_backend_name(const Model* model);
 std::string model_device_note(const Model* model);
 // Bytes of weights the model maps (sum over all tensors it uses).
 size_t model_weight_bytes(const Model* model);
+// How the weight files were loaded: "map" or "read" (LoadParams::weights resolved).
+std::string model_weight_storage(const Model* model);
 // The dtype most of the weights have ("F32", "F16", "BF16").
 std::string model_weight_dtype(const Model* model);
 

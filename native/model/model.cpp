@@ -21,6 +21,7 @@ class Model {
   std::unique_ptr<Engine> engine;  // created on the first generate()
   LoadParams params;
   std::string device_note;
+  std::string weight_storage;  // "map" | "read"
 
   Engine& get_engine() {
     if (!engine) {
@@ -59,8 +60,12 @@ Model* model_load(const std::string& dir, const LoadParams& params) {
   MOTIF_CHECK(params.max_step_tokens >= 1, InvalidArgument, "maxStepTokens must be positive");
   auto model = std::make_unique<Model>();
   model->params = params;
+  MOTIF_CHECK(params.weights == "auto" || params.weights == "map" || params.weights == "read", InvalidArgument,
+              "weights must be 'auto', 'map' or 'read', got '" + params.weights + "'");
   auto backend = choose_backend(params, &model->device_note);
-  model->impl = std::make_unique<Qwen2Model>(dir, std::move(backend));
+  const bool read = params.weights == "read" || (params.weights == "auto" && backend->name().rfind("cpu", 0) == 0);
+  model->weight_storage = read ? "read" : "map";
+  model->impl = std::make_unique<Qwen2Model>(dir, std::move(backend), read ? FileLoad::Read : FileLoad::Map);
   return model.release();
 }
 
@@ -70,6 +75,7 @@ const ModelConfig& model_config(const Model* model) { return model->impl->config
 std::string model_backend_name(const Model* model) { return model->impl->backend().name(); }
 std::string model_device_note(const Model* model) { return model->device_note; }
 size_t model_weight_bytes(const Model* model) { return model->impl->weight_bytes(); }
+std::string model_weight_storage(const Model* model) { return model->weight_storage; }
 std::string model_weight_dtype(const Model* model) { return dtype_name(model->impl->weight_dtype()); }
 
 void model_forward(Model* model, const int32_t* tokens, const int32_t* seq_lens, int32_t n_seqs, float* logits) {

@@ -44,13 +44,14 @@ Tensor Qwen2Model::load_optional(bool present, const std::string& name, const st
   return present ? load(name, shape) : Tensor{};
 }
 
-Qwen2Model::Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {
+Qwen2Model::Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend, FileLoad how)
+    : backend_(std::move(backend)) {
   if (!path_is_dir(dir)) {
     throw Error(ErrorCode::Io, path_exists(dir) ? dir + " is not a folder (expected a HuggingFace model folder)"
                                                 : "model folder " + dir + " does not exist");
   }
   cfg_ = config_load(dir);
-  store_.open_dir(dir);
+  store_.open_dir(dir, how);
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, H = cfg_.n_heads, Hkv = cfg_.n_kv_heads,
                 D = cfg_.head_dim, V = cfg_.vocab_size;
   embed_ = load("model.embed_tokens.weight", {V, C});

@@ -63,7 +63,8 @@ class ScratchArena {
 
 class Qwen2Model {
  public:
-  Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend);
+  // `how`: whether the weight files are mapped or read into (huge-page) memory (core/file.h).
+  Qwen2Model(const std::string& dir, std::unique_ptr<Backend> backend, FileLoad how = FileLoad::Map);
 
   const ModelConfig& config() const { return cfg_; }
   Backend& backend() { return *backend_; }

@@ -121,8 +121,8 @@ std::map<std::string, std::string> safetensors_index_parse(const std::string& te
   return out;
 }
 
-void WeightStore::open_file(const std::string& path) {
-  auto file = std::make_unique<MappedFile>(path);
+void WeightStore::open_file(const std::string& path, FileLoad how) {
+  auto file = std::make_unique<MappedFile>(path, how);
   const auto entries = safetensors_parse(file->data(), file->size(), path);
   for (const auto& e : entries) {
     if (entries_.count(e.name))
@@ -132,12 +132,12 @@ void WeightStore::open_file(const std::string& path) {
   files_.push_back(std::move(file));
 }
 
-void WeightStore::open_dir(const std::string& dir) {
+void WeightStore::open_dir(const std::string& dir, FileLoad how) {
   dir_ = dir;
   const std::string single = path_join(dir, "model.safetensors");
   const std::string index = path_join(dir, "model.safetensors.index.json");
   if (path_exists(single)) {
-    open_file(single);
+    open_file(single, how);
     return;
   }
   if (!path_exists(index))
@@ -149,7 +149,7 @@ void WeightStore::open_dir(const std::string& dir) {
   for (const auto& s : shards) {
     const std::string p = path_join(dir, s);
     if (!path_exists(p)) throw Error(ErrorCode::Io, index + " lists shard " + s + ", which is not in " + dir);
-    open_file(p);
+    open_file(p, how);
   }
   for (const auto& kv : map) {
     auto it = entries_.find(kv.first);

@@ -34,9 +34,9 @@ std::map<std::string, std::string> safetensors_index_parse(const std::string& te
 class WeightStore {
  public:
   // Opens DIR/model.safetensors, or every shard listed in DIR/model.safetensors.index.json.
-  void open_dir(const std::string& dir);
+  void open_dir(const std::string& dir, FileLoad how = FileLoad::Map);
   // Opens one safetensors file and adds its tensors (names must be new).
-  void open_file(const std::string& path);
+  void open_file(const std::string& path, FileLoad how = FileLoad::Map);
 
   bool has(const std::string& name) const { return entries_.count(name) != 0; }
   // The tensor `name`, which must exist with exactly `shape` and a float dtype.

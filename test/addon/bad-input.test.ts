@@ -175,6 +175,12 @@ describe('loadModel rejects bad folders and files', () => {
     const dir = await freshModel();
     await rejects(loadModel(dir, { device: 'tpu' as 'cpu' }), 'ERR_MOTIF_INVALID_ARGUMENT', 'options.device', "'cuda'");
     await rejects(loadModel(dir, { threads: -1 }), 'ERR_MOTIF_INVALID_ARGUMENT', 'options.threads');
+    await rejects(
+      loadModel(dir, { weights: 'mmap' as 'map' }),
+      'ERR_MOTIF_INVALID_ARGUMENT',
+      'options.weights',
+      "'read'",
+    );
     await rejects(loadModel('' as string), 'ERR_MOTIF_INVALID_ARGUMENT', 'dir');
   });
 });

@@ -70,3 +70,19 @@ it('does not block the event loop while native work runs', async () => {
   clearInterval(timer);
   assert.ok(ticks > 0, 'the event loop should have run timers during the forward calls');
 });
+
+it('weights mapped or read into memory give the same logits; auto reads on the CPU', async () => {
+  const dir = path.join(tmp, 'm');
+  const seq = [3, 1, 4, 1, 5, 9, 2, 6];
+  const want = await model.forward(seq);
+  assert.equal(model.info.weightStorage, 'read');
+  for (const weights of ['map', 'read'] as const) {
+    const m = await loadModel(dir, { device: 'cpu', threads: 1, weights });
+    try {
+      assert.equal(m.info.weightStorage, weights);
+      assert.deepEqual(await m.forward(seq), want);
+    } finally {
+      await m.dispose();
+    }
+  }
+});

@@ -29,7 +29,7 @@ import { writeTinyModel } from '../helpers/tiny-model.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const GC_CHILD = path.join(HERE, '..', 'helpers', 'gc-in-flight.ts');
 const V = 37;
-const LOAD = { device: 'cpu', threads: 1, kvCacheBytes: 1 << 20, kvBlockSize: 16, maxStepTokens: 256 };
+const LOAD = { device: 'cpu', threads: 1, kvCacheBytes: 1 << 20, kvBlockSize: 16, maxStepTokens: 256, weights: 'auto' };
 
 let tmp: string;
 let tinyDir: string;
@@ -182,12 +182,18 @@ describe('raw addon: numbers out of range in options and requests', () => {
       { threads: -5 },
       { threads: 1e12 },
       { maxStepTokens: 1e12 },
+      { weights: 'mmap' },
     ])
       await assert.rejects(
         binding.AddonModel.load(tinyDir, { ...LOAD, ...over }),
         hasCode('ERR_MOTIF_INVALID_ARGUMENT'),
       );
-    for (const over of [{ threads: Number.NaN }, { kvCacheBytes: Number.POSITIVE_INFINITY }, { device: 3 }])
+    for (const over of [
+      { threads: Number.NaN },
+      { kvCacheBytes: Number.POSITIVE_INFINITY },
+      { device: 3 },
+      { weights: 1 },
+    ])
       await assert.rejects(
         async () => binding.AddonModel.load(tinyDir, { ...LOAD, ...over } as typeof LOAD),
         TypeError,

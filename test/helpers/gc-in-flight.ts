@@ -27,7 +27,7 @@ if (!gc || !dir || !which) {
 }
 const collectGarbage: () => void = gc;
 
-const LOAD = { device: 'cpu', threads: 1, kvCacheBytes: 1 << 22, kvBlockSize: 16, maxStepTokens: 256 };
+const LOAD = { device: 'cpu', threads: 1, kvCacheBytes: 1 << 22, kvBlockSize: 16, maxStepTokens: 256, weights: 'auto' };
 const SEQ = 128;
 const SEQS = 4;
 
