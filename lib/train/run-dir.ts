@@ -461,6 +461,22 @@ export async function saveFinalAdapter(
   return dir;
 }
 
+/**
+ * Loads checkpoint folder `dir` into `model` (adapter weights and AdamW state) after checking it was
+ * written with the settings of `configHash`; returns its trainer state.
+ */
+export async function restoreCheckpoint(model: TrainableModel, dir: string, configHash: string): Promise<TrainerState> {
+  const loaded = await RunDir.loadCheckpoint(dir, model.config);
+  if (loaded.state.configHash !== configHash)
+    throw new MotifError(
+      'ERR_MOTIF_FORMAT',
+      `${dir}: the checkpoint was written with other settings (config hash ${loaded.state.configHash}, now ${configHash})`,
+    );
+  await model.setAdapterTensors(loaded.adapter);
+  await model.setOptimizerState(loaded.optimizer);
+  return loaded.state;
+}
+
 /** True when every value of `t` is finite. */
 export function allFinite(t: Float32Array): boolean {
   for (let i = 0; i < t.length; i++) if (!Number.isFinite(t[i])) return false;

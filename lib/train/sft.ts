@@ -17,8 +17,10 @@
  * each one `lossAndGradients` accumulated with scale 1 / (micro-batches of the step), then AdamW with
  * the cosine-with-warmup rate; a NaN/Inf loss or gradient skips the update. The output folder (a
  * lib/train/run-dir.ts run folder) gets manifest.json, one metrics.jsonl line per step,
- * checkpoints/step-N every saveEvery steps, and the final PEFT adapter in adapter/ — or, with
- * `full`, the trained model as a HuggingFace folder in model/ (checkpoints are model folders too).
+ * checkpoints/step-N every saveEvery steps (and one when aborted), and the final PEFT adapter in
+ * adapter/ — or, with `full`, the trained model as a HuggingFace folder in model/ (checkpoints are
+ * model folders too). `resume` continues a LoRA run from its latest checkpoint: the data order and
+ * schedule are functions of the step, so the resumed run ends where an uninterrupted one would.
  *
  * Also here: reading an SFT JSONL file with errors naming file:line (`readSftDataset`), and the
  * formatting of one example (`formatSftExample`), which tests and other tools reuse.
@@ -32,7 +34,15 @@ import type { ChatMessage } from '../text/chat-template.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { DEFAULT_TRAIN_CONFIG } from './config.js';
 import { DataOrder } from './rng.js';
-import { CHECKPOINTS, manifestHeader, RunDir, saveFinalAdapter } from './run-dir.js';
+import {
+  CHECKPOINTS,
+  latestCheckpoint,
+  manifestHeader,
+  RunDir,
+  restoreCheckpoint,
+  saveFinalAdapter,
+  type TrainerState,
+} from './run-dir.js';
 import { cosineWithWarmup } from './schedule.js';
 import { discardGradients, type ProgressSink } from './trainer.js';
 import type { GrpoBatch, LoraConfig, OptimizerOptions, TrainableModel } from './types.js';
@@ -211,6 +221,12 @@ export interface SftOptions {
   onStep?: (metrics: SftStepMetrics) => void | Promise<void>;
   /** Aborting stops after the current step; the adapter so far is still written. */
   signal?: AbortSignal;
+  /**
+   * Continue the LoRA run in `outDir` from its latest checkpoint (saveEvery, or the one an abort
+   * writes): same settings and examples required; the remaining steps then give exactly what an
+   * uninterrupted run gives. Without a checkpoint the run starts over. Not with `full`.
+   */
+  resume?: boolean;
 }
 
 /** One line of metrics.jsonl. */
@@ -409,23 +425,57 @@ export async function sft(
   const schedule = cosineWithWarmup({ lr: cfg.lr, totalSteps, warmupRatio: cfg.warmupRatio });
   const configJson = JSON.stringify(cfg);
   const configHash = createHash('sha256').update(configJson).digest('hex').slice(0, 16);
+  // The tokenized training examples, in order: a resumed run must see exactly the same ones.
+  const fingerprint = createHash('sha256').update(JSON.stringify(train.items)).digest('hex').slice(0, 16);
+  const resume = options.resume === true;
+  if (resume && cfg.full)
+    throw new MotifError(
+      'ERR_MOTIF_INVALID_ARGUMENT',
+      'sft: resume is for LoRA runs; --full checkpoints are model folders without the optimizer state',
+    );
 
-  const run = await RunDir.open(options.outDir, { resume: false });
-  await run.writeManifest({
-    ...(await manifestHeader('motif-native-sft-run', options.argv)),
-    config: cfg,
-    configHash,
-    model: { base: options.baseModel ?? null, config: model.config },
-    data: {
-      trainExamples: n,
-      truncated: train.truncated,
-      dropped: train.dropped,
-      validationExamples: valItems?.length ?? 0,
-      stepsPerEpoch,
-      totalSteps,
-    },
-    ...options.manifestExtra,
-  });
+  const run = await RunDir.open(options.outDir, { resume });
+  const manifest = resume ? await run.readManifest() : undefined;
+  if (manifest) {
+    const was = manifest.data as { fingerprint?: string } | undefined;
+    if (manifest.format !== 'motif-native-sft-run')
+      throw new MotifError(
+        'ERR_MOTIF_FORMAT',
+        `${run.dir}: not an sft run folder (manifest format ${String(manifest.format)})`,
+      );
+    if (manifest.configHash !== configHash)
+      throw new MotifError(
+        'ERR_MOTIF_INVALID_ARGUMENT',
+        `cannot resume ${run.dir}: the settings differ from the run's manifest.json (config hash ${String(manifest.configHash)}, now ${configHash}); use the same flags`,
+      );
+    if (was?.fingerprint !== fingerprint)
+      throw new MotifError(
+        'ERR_MOTIF_INVALID_ARGUMENT',
+        `cannot resume ${run.dir}: the training examples differ from the run's (fingerprint ${String(was?.fingerprint)}, now ${fingerprint})`,
+      );
+  }
+  const ck = manifest ? await latestCheckpoint(run.dir) : undefined;
+  if (!ck) {
+    if (resume) log(`no complete checkpoint in ${run.dir}: starting the run over`);
+    await run.writeManifest({
+      ...(await manifestHeader('motif-native-sft-run', options.argv)),
+      config: cfg,
+      configHash,
+      model: { base: options.baseModel ?? null, config: model.config },
+      data: {
+        trainExamples: n,
+        truncated: train.truncated,
+        dropped: train.dropped,
+        validationExamples: valItems?.length ?? 0,
+        stepsPerEpoch,
+        totalSteps,
+        fingerprint,
+      },
+      resumes: [],
+      ...options.manifestExtra,
+    });
+    await run.truncateLogs(0);
+  }
 
   if (cfg.full) {
     if (!model.enableFullTraining || !model.saveModel)
@@ -433,6 +483,20 @@ export async function sft(
     await model.enableFullTraining();
   } else {
     await model.createLora({ ...(cfg.lora as Omit<LoraConfig, 'seed'>), seed: cfg.seed });
+  }
+  let startStep = 0;
+  let skippedBefore = 0;
+  if (ck && manifest) {
+    const state = await restoreCheckpoint(model, ck.dir, configHash);
+    startStep = state.step;
+    skippedBefore = state.skippedSteps;
+    await run.truncateLogs(startStep);
+    const resumes = Array.isArray(manifest.resumes) ? manifest.resumes : [];
+    await run.writeManifest({
+      ...manifest,
+      resumes: [...resumes, { time: new Date().toISOString(), fromStep: startStep }],
+    });
+    log(`resuming ${run.dir} from checkpoint step ${startStep} of ${totalSteps}`);
   }
   const opt = cfg.optimizer;
   const result: SftResult = {
@@ -444,15 +508,20 @@ export async function sft(
     dropped: train.dropped,
     aborted: false,
   };
-  if (valItems) {
+  result.steps = startStep;
+  result.skippedSteps = skippedBefore;
+  if (valItems && startStep === 0) {
     result.validationLossBefore = await meanLoss(model, valItems, cfg.batchSize);
     log(`validation loss before training: ${result.validationLossBefore.toFixed(4)}`);
   }
 
   const order = new DataOrder(n, cfg.seed);
-  let step = 0;
-  for (let epoch = 0; epoch < cfg.epochs && !result.aborted; epoch++) {
-    for (let s = 0; s < stepsPerEpoch; s++) {
+  let step = startStep;
+  let lastState: Omit<TrainerState, 'format' | 'version' | 'time'> | undefined;
+  let checkpointed = startStep;
+  for (let epoch = Math.floor(startStep / stepsPerEpoch); epoch < cfg.epochs && !result.aborted; epoch++) {
+    const firstStep = epoch === Math.floor(startStep / stepsPerEpoch) ? startStep % stepsPerEpoch : 0;
+    for (let s = firstStep; s < stepsPerEpoch; s++) {
       if (signal?.aborted) {
         result.aborted = true;
         break;
@@ -524,19 +593,25 @@ export async function sft(
       if (metrics.validationLoss !== undefined)
         log(`epoch ${epoch + 1}: validation loss ${metrics.validationLoss.toFixed(4)}`);
       await onStep?.(metrics);
+      lastState = {
+        step,
+        dataCursor: epoch * n + last,
+        rngState: 0,
+        schedule: { position: step, lastLr: lr },
+        configHash,
+        skippedSteps: result.skippedSteps,
+      };
       if (cfg.saveEvery > 0 && step % cfg.saveEvery === 0 && step < totalSteps && !skipped) {
-        const state = {
-          step,
-          dataCursor: epoch * n + last,
-          rngState: 0,
-          schedule: { position: step, lastLr: lr },
-          configHash,
-          skippedSteps: result.skippedSteps,
-        };
         if (cfg.full) await model.saveModel?.(path.join(run.dir, CHECKPOINTS, `step-${step}`));
-        else await run.checkpointModel(model, state, options.baseModel);
+        else await run.checkpointModel(model, lastState, options.baseModel);
+        checkpointed = step;
       }
     }
+  }
+  // Stopped early: a checkpoint of the last step, so that `resume` can pick up from it.
+  if (result.aborted && lastState && checkpointed !== lastState.step && !cfg.full) {
+    await run.checkpointModel(model, lastState, options.baseModel);
+    log(`stopped after step ${lastState.step}; checkpoint written (continue with resume)`);
   }
   progress?.done();
   if (result.steps > 0) {

@@ -27,7 +27,7 @@ import { type EvaluateResult, evaluate } from './evaluate.js';
 import type { ProgressUpdate } from './progress.js';
 import { DataOrder, SeedRng } from './rng.js';
 import { type RolloutSettings, rollout } from './rollout.js';
-import { latestCheckpoint, manifestHeader, RunDir, saveFinalAdapter } from './run-dir.js';
+import { latestCheckpoint, manifestHeader, RunDir, restoreCheckpoint, saveFinalAdapter } from './run-dir.js';
 import { cosineWithWarmup } from './schedule.js';
 import { processMicroBatch, StepStats } from './step.js';
 import type { OptimizerOptions, TrainableModel } from './types.js';
@@ -221,15 +221,7 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
       `${run.dir}: has checkpoints but no manifest.json; it is not a run folder this trainer can resume`,
     );
   if (ck && manifest) {
-    const loaded = await RunDir.loadCheckpoint(ck.dir, model.config);
-    if (loaded.state.configHash !== hash)
-      throw new MotifError(
-        'ERR_MOTIF_FORMAT',
-        `${ck.dir}: the checkpoint was written with other settings (config hash ${loaded.state.configHash}, now ${hash})`,
-      );
-    await model.setAdapterTensors(loaded.adapter);
-    await model.setOptimizerState(loaded.optimizer);
-    const s = loaded.state;
+    const s = await restoreCheckpoint(model, ck.dir, hash);
     Object.assign(committed, {
       step: s.step,
       cursor: s.dataCursor,

@@ -117,6 +117,46 @@ describe('sft on the engine', () => {
     }
   });
 
+  it('stopped after step 3 and resumed, a run writes the adapter an uninterrupted run writes', async () => {
+    const opts = { epochs: 2, batchSize: 2, lr: 2e-2, lora: { rank: 4, alpha: 8 }, seed: 3, log: () => {} };
+    const whole = await sft(model, EXAMPLES, { ...opts, outDir: path.join(tmp, 'whole') });
+    assert.equal(whole.steps, 4);
+    const out = path.join(tmp, 'stopped');
+    const stop = new AbortController();
+    const first = await sft(model, EXAMPLES, {
+      ...opts,
+      outDir: out,
+      signal: stop.signal,
+      onStep: (m) => {
+        if (m.step === 3) stop.abort(); // in the second epoch
+      },
+    });
+    assert.equal(first.aborted, true);
+    assert.equal(first.steps, 3);
+    assert.ok((await stat(path.join(out, 'checkpoints', 'step-3', 'optimizer.safetensors'))).size > 0);
+    const resumed = await sft(model, EXAMPLES, { ...opts, outDir: out, resume: true });
+    assert.equal(resumed.steps, 4);
+    assert.equal(resumed.aborted, false);
+    const bytes = (dir: string) => readFile(path.join(dir, 'adapter', 'adapter_model.safetensors'));
+    assert.ok((await bytes(out)).equals(await bytes(path.join(tmp, 'whole'))), 'resumed adapter differs');
+    const losses = async (dir: string) =>
+      (await readFile(path.join(dir, 'metrics.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as SftStepMetrics).loss);
+    assert.deepEqual(await losses(out), await losses(path.join(tmp, 'whole')));
+    // Other settings, or --full, cannot resume it.
+    await assert.rejects(sft(model, EXAMPLES, { ...opts, lr: 1e-3, outDir: out, resume: true }), /the settings differ/);
+    await assert.rejects(
+      sft(model, EXAMPLES.slice(1), { ...opts, outDir: out, resume: true }),
+      /the training examples differ/,
+    );
+    await assert.rejects(
+      sft(model, EXAMPLES, { ...opts, full: true, outDir: out, resume: true }),
+      /resume is for LoRA runs/,
+    );
+  });
+
   it('refuses an output folder that holds a run, and bad options name the option', async () => {
     await assert.rejects(sft(model, EXAMPLES, { outDir: path.join(tmp, 'run') }), /already holds a training run/);
     await assert.rejects(

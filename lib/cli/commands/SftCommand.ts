@@ -115,6 +115,7 @@ export async function runSft(argv: Record<string, unknown>): Promise<void> {
     const r = await sft(model, train, {
       ...settings,
       full,
+      resume: argv.resume === true,
       maxLength,
       validation,
       outDir: out,
@@ -182,7 +183,7 @@ export const sftCommand: CommandModule<object, Record<string, unknown>> = {
           type: 'string',
           group: G_SFT,
           describe:
-            'Output folder (must not hold a run): manifest.json, metrics.jsonl, adapter/ (or model/ with --full), merged/',
+            'Output folder (must not hold a run, unless --resume): manifest.json, metrics.jsonl, checkpoints/, adapter/ (or model/ with --full), merged/',
         })
         .option('epochs', { type: 'number', group: G_SFT, default: 1, describe: 'Passes over the training examples' })
         .option('lr', {
@@ -252,6 +253,13 @@ export const sftCommand: CommandModule<object, Record<string, unknown>> = {
           group: G_SFT,
           default: false,
           describe: 'Also write <out>/merged: the base model with the adapter folded in (HuggingFace folder)',
+        })
+        .option('resume', {
+          type: 'boolean',
+          group: G_SFT,
+          default: false,
+          describe:
+            'Continue the LoRA run in --out from its latest checkpoint (--save-every, or the one Ctrl-C writes), with the same flags and dataset',
         })
         .option('quiet', { type: 'boolean', group: G_SFT, default: false, describe: 'No progress bar or notices' }),
       SHARED_FLAGS,
