@@ -3,9 +3,11 @@
  * model with Qwen2.5-0.5B-Instruct's shapes (random bf16 weights), LoRA r 64 / alpha 64 on all seven
  * projections, through motif-native and through PyTorch (Debian's python3-torch, CPU, float32
  * weights; bench/peers/torch_train.py) side by side, each in its own process, with peak memory.
+ * With --full: one full-parameter SFT step instead (every weight trained, f32 master weights and
+ * AdamW state on both sides; `sft --full`'s step).
  *
  *   npm run bench -- train [--sequences 4] [--prompt-tokens 32] [--completion-tokens 32]
- *     [--threads N] [--runs 3] [--peer-runs 2] [--peer torch|none] [--json]
+ *     [--threads N] [--runs 3] [--peer-runs 2] [--peer torch|none] [--full] [--json]
  *
  * Training tokens/s counts every token of the packed sequences (prompt + completion) per step.
  */
@@ -40,13 +42,15 @@ function makeBatch(sequences: number, promptTokens: number, completionTokens: nu
   };
 }
 
-async function oursInProcess(o: { model: string; threads: number; runs: number; batch: GrpoBatch }) {
+async function oursInProcess(o: { model: string; threads: number; runs: number; batch: GrpoBatch; full: boolean }) {
   const model = await loadModel(o.model, { device: 'cpu', threads: o.threads, tokenizer: false });
-  await model.createLora({ rank: 64, alpha: 64, targets: ALL, rslora: false, seed: 1 });
+  if (o.full) await model.enableFullTraining();
+  else await model.createLora({ rank: 64, alpha: 64, targets: ALL, rslora: false, seed: 1 });
   const opt = { lr: 5e-6, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 0.1 };
   const step = async () => {
     const t0 = performance.now();
-    await model.lossAndGradients(o.batch, { accumulate: true });
+    // The trainers' call: the gradients go to the accumulators, not back to JS.
+    await model.lossAndGradients(o.batch, { accumulate: true, gradients: false });
     await model.optimizerStep(opt);
     return (performance.now() - t0) / 1000;
   };
@@ -91,6 +95,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
       runs: { type: 'string', default: '3' },
       'peer-runs': { type: 'string', default: '2' },
       peer: { type: 'string', default: 'torch' },
+      full: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -106,19 +111,18 @@ export async function benchTrain(argv: string[]): Promise<void> {
     QWEN25_05B,
     'bf16',
   );
-  const batch = makeBatch(
-    sequences,
-    Number(values['prompt-tokens']),
-    Number(values['completion-tokens']),
-    QWEN25_05B.vocab,
-  );
+  const full = values.full === true;
+  const batch: GrpoBatch = {
+    ...makeBatch(sequences, Number(values['prompt-tokens']), Number(values['completion-tokens']), QWEN25_05B.vocab),
+    ...(full ? { lossType: 'sft' } : {}),
+  };
   const tokens = sequences * (Number(values['prompt-tokens']) + Number(values['completion-tokens']));
   const machine = machineInfo();
   log(`machine: ${machine.cpu}, ${machine.cores} cores; commit ${machine.commit}; ${threads} threads`);
   log(
-    `step: ${sequences} sequences x (${values['prompt-tokens']} prompt + ${values['completion-tokens']} completion) = ${tokens} tokens, LoRA r64 on all projections`,
+    `step: ${sequences} sequences x (${values['prompt-tokens']} prompt + ${values['completion-tokens']} completion) = ${tokens} tokens, ${full ? 'full-parameter SFT (every weight)' : 'LoRA-GRPO, r64 on all projections'}`,
   );
-  const ours = await runChild({ model: dir, threads, runs: Number(values.runs), batch });
+  const ours = await runChild({ model: dir, threads, runs: Number(values.runs), batch, full });
   log(
     `motif-native: ${(tokens / ours.seconds).toFixed(1)} tokens/s (step ${ours.seconds.toFixed(2)} s, median of ${values.runs}), peak RSS ${(ours.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
   );
@@ -139,6 +143,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
           String(threads),
           '--runs',
           String(values['peer-runs']),
+          ...(full ? ['--full'] : []),
         ],
         { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 },
       );
@@ -154,7 +159,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
           `ratio ${(peer.seconds / ours.seconds).toFixed(2)}x speed, ${(ours.peakRssBytes / peer.peakRssBytes).toFixed(2)}x memory`,
       );
   }
-  if (values.json) console.log(JSON.stringify({ bench: 'train', machine, threads, tokens, ours, peer }, null, 2));
+  if (values.json) console.log(JSON.stringify({ bench: 'train', machine, threads, tokens, full, ours, peer }, null, 2));
 }
 
 if (process.argv[1] === THIS_FILE && process.argv[2] === '--child') {

@@ -4,6 +4,8 @@
 One LoRA-GRPO training step = the GRPO loss (TRL semantics) and its gradients with autograd + a
 torch.optim.AdamW step, on the same model folder, with the LoRA model of
 test/reference/grpo_ref.py in float32 (PEFT-style unmerged LoRA on the chosen projections).
+With --full: one full-parameter SFT step instead (every weight a float32 parameter, the batch's
+mean NLL, AdamW over all of them, decay on matrices only), as `sft --full` does.
 Timed over --runs steps after one warm-up; prints one JSON object with the median seconds,
 tokens per step and peak RSS of this process.
 
@@ -33,22 +35,35 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--full", action="store_true", help="full-parameter SFT step instead of LoRA-GRPO")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     spec, weights = qwen2_ref.load_model(args.model)
     w = grpo_ref.weights_in(weights, torch.float32)
     with open(args.batch) as f:
         batch = grpo_ref.parse_batch(json.load(f), spec.vocab)
-    adapter = grpo_ref.init_adapter(spec, args.rank, args.alpha, False, list(grpo_ref.ALL_TARGETS), 1, 0.0)
-    trainable = adapter.to(torch.float32, requires_grad=True)
-    params = list(trainable.peft_tensors().values())
-    opt = torch.optim.AdamW(params, lr=5e-6, betas=(0.9, 0.99), weight_decay=0.1)
+    if args.full:
+        for t in w.values():
+            t.requires_grad_(True)
+        params = list(w.values())
+        groups = [{"params": [p for p in params if p.dim() == 2], "weight_decay": 0.1},
+                  {"params": [p for p in params if p.dim() != 2], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW(groups, lr=5e-6, betas=(0.9, 0.99))
+        trainable = None
+    else:
+        adapter = grpo_ref.init_adapter(spec, args.rank, args.alpha, False, list(grpo_ref.ALL_TARGETS), 1, 0.0)
+        trainable = adapter.to(torch.float32, requires_grad=True)
+        params = list(trainable.peft_tensors().values())
+        opt = torch.optim.AdamW(params, lr=5e-6, betas=(0.9, 0.99), weight_decay=0.1)
     tokens = sum(len(p) + len(c) for p, c in zip(batch.prompts, batch.completions))
 
     def step() -> float:
         t0 = time.perf_counter()
         logps = grpo_ref.sequence_logps(lambda t: grpo_ref.lora_forward_sequence(spec, w, trainable, t, torch.float32), batch)
-        result = grpo_ref.grpo_loss(logps, batch, None, torch.float32)
+        if args.full:
+            result = grpo_ref.sft_loss(logps, torch.float32)
+        else:
+            result = grpo_ref.grpo_loss(logps, batch, None, torch.float32)
         opt.zero_grad()
         result.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.1)

@@ -331,7 +331,12 @@ export async function train(model: TrainableModel, options: TrainOptions): Promi
       const mb = await processMicroBatch({ cfg, rows, ro, rewardFns, stats, step, micro, samples });
       if (!mb.batch) continue;
       const tt = performance.now();
-      const res = await model.lossAndGradients(mb.batch, { accumulate: true, scale: 1 / cfg.gradAccum });
+      // gradients: false — they go to the accumulators only, with no per-call copy back to JS.
+      const res = await model.lossAndGradients(mb.batch, {
+        accumulate: true,
+        scale: 1 / cfg.gradAccum,
+        gradients: false,
+      });
       stats.trainSeconds += (performance.now() - tt) / 1000;
       stats.addLoss(res);
       anyLoss = true;
