@@ -15,7 +15,13 @@ import { copyFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { convertFloats, type FloatDtype } from '../formats/dtypes.js';
 import { openSafetensorsModel, type SafetensorsModel } from '../formats/safetensors.js';
-import { type StreamedTensor, tempPathFor, writeSafetensorsStreamed } from '../formats/safetensors-write.js';
+import {
+  encodeFloats,
+  type StreamedTensor,
+  tempPathFor,
+  type WriteDtype,
+  writeSafetensorsStreamed,
+} from '../formats/safetensors-write.js';
 import { MotifError } from '../native/errors.js';
 import { type AdapterModelShape, loraTensorName, type ReadAdapter, readAdapter, replaceDir } from '../train/peft.js';
 import { type ExportDtype, exportGguf, readExportConfig } from './exportGguf.js';
@@ -103,7 +109,8 @@ export function addLoraUpdate(
   }
 }
 
-async function exists(p: string): Promise<boolean> {
+/** Whether anything exists at path `p`. */
+export async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
     () => false,
@@ -167,13 +174,7 @@ async function writeMergedWeights(
           const [out, inFeatures] = t.shape as [number, number];
           addLoraUpdate(w, update.a, update.b, out, inFeatures, adapter.lora.rank, scale);
         }
-        const toFloat = FLOAT[to] as FloatDtype;
-        if (toFloat === 'f32') await write(new Uint8Array(w.buffer));
-        else {
-          const narrow = new Uint8Array(t.numel * 2);
-          convertFloats(new Uint8Array(w.buffer), 'f32', narrow, toFloat, t.numel);
-          await write(narrow);
-        }
+        await write(encodeFloats(w, to as WriteDtype));
         finish();
       },
     });

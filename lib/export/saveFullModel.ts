@@ -10,15 +10,13 @@
  * a temporary name and renamed into place; an existing folder is replaced only with `overwrite`,
  * and never when it is the source folder.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { convertFloats } from '../formats/dtypes.js';
 import { openSafetensorsModel } from '../formats/safetensors.js';
-import { type StreamedTensor, writeSafetensorsStreamed } from '../formats/safetensors-write.js';
+import { encodeFloats, type StreamedTensor, writeSafetensorsStreamed } from '../formats/safetensors-write.js';
 import { MotifError } from '../native/errors.js';
 import { replaceDir } from '../train/peft.js';
 import type { ExportDtype } from './exportGguf.js';
-import { copyModelSideFiles } from './mergeAdapter.js';
+import { copyModelSideFiles, exists } from './mergeAdapter.js';
 
 /** The trained tensors, as the engine lists and reads them. */
 export interface FullTensorSource {
@@ -41,7 +39,6 @@ export interface SaveFullModelOptions {
 }
 
 const STORED = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
-const NARROW = { F16: 'f16', BF16: 'bf16' } as const;
 
 /** Writes the model folder (see the file comment); returns the number of tensors written. */
 export async function saveFullModel(source: FullTensorSource, options: SaveFullModelOptions): Promise<number> {
@@ -57,13 +54,7 @@ export async function saveFullModel(source: FullTensorSource, options: SaveFullM
       'ERR_MOTIF_INVALID_ARGUMENT',
       `saveModel: dtype must be f32, f16 or bf16, got ${options.dtype}`,
     );
-  if (
-    !options.overwrite &&
-    (await stat(outDir).then(
-      () => true,
-      () => false,
-    ))
-  )
+  if (!options.overwrite && (await exists(outDir)))
     throw new MotifError(
       'ERR_MOTIF_INVALID_ARGUMENT',
       `saveModel: ${outDir} already exists; choose a new folder or pass overwrite to replace it`,
@@ -83,14 +74,7 @@ export async function saveFullModel(source: FullTensorSource, options: SaveFullM
     tensors.set(name, {
       dtype,
       shape: source.shapes[i],
-      fill: async (write) => {
-        const w = source.read(name);
-        const bytes = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
-        if (dtype === 'F32') return write(bytes);
-        const narrow = new Uint8Array(w.length * 2);
-        convertFloats(bytes, 'f32', narrow, NARROW[dtype], w.length);
-        return write(narrow);
-      },
+      fill: (write) => write(encodeFloats(source.read(name), dtype)),
     });
   });
   await replaceDir(outDir, async (tmp) => {

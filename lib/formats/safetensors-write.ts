@@ -138,14 +138,17 @@ function plan(
   return { header, planned: ordered, dataBytes };
 }
 
-/** The stored bytes of one planned tensor. */
-function tensorBytes(p: Planned): Uint8Array {
-  const src = new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength);
-  if (p.dtype === 'F32') return src;
-  const out = new Uint8Array(p.data.length * BYTES[p.dtype]);
-  convertFloats(src, 'f32', out, TO_FLOAT[p.dtype], p.data.length);
+/** The stored bytes of f32 values `data` in `dtype` (F32: a view of them; F16/BF16: rounded to nearest even). */
+export function encodeFloats(data: Float32Array, dtype: WriteDtype): Uint8Array {
+  const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (dtype === 'F32') return src;
+  const out = new Uint8Array(data.length * BYTES[dtype]);
+  convertFloats(src, 'f32', out, TO_FLOAT[dtype], data.length);
   return out;
 }
+
+/** The stored bytes of one planned tensor. */
+const tensorBytes = (p: Planned): Uint8Array => encodeFloats(p.data, p.dtype);
 
 /** The bytes of a safetensors file holding `tensors` (for tests and small files; see {@link writeSafetensors}). */
 export function encodeSafetensors(

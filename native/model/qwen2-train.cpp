@@ -93,8 +93,7 @@ void Qwen2Model::enable_full_training() {
 }
 
 void Qwen2Model::norm_weight_backward(const Tensor& dy, const Tensor& x, const Tensor& w) {
-  if (!full_) return;
-  if (const Tensor* g = full_->grad_of(w)) backend_->rmsnorm_backward_weight(*g, dy, x, float(cfg_.rms_norm_eps));
+  if (const Tensor* g = full_grad(w)) backend_->rmsnorm_backward_weight(*g, dy, x, float(cfg_.rms_norm_eps));
 }
 
 void Qwen2Model::project(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias, int64_t layer,
@@ -109,10 +108,8 @@ void Qwen2Model::project(const Tensor& out, const Tensor& x, const Tensor& w, co
 void Qwen2Model::project_backward(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& w,
                                   const Tensor& bias, int64_t layer, int target, bool accumulate) {
   Backend& b = *backend_;
-  if (full_) {
-    if (const Tensor* gw = full_->grad_of(w)) b.matmul_backward_weight(*gw, dy, x, 1.0f);
-    if (const Tensor* gb = full_->grad_of(bias)) b.bias_backward(*gb, dy);
-  }
+  if (const Tensor* gw = full_grad(w)) b.matmul_backward_weight(*gw, dy, x, 1.0f);
+  if (const Tensor* gb = full_grad(bias)) b.bias_backward(*gb, dy);
   b.matmul_backward_input(dx, dy, w, accumulate);
   LoraParam* p = active_lora(layer, target);
   if (!p) return;
@@ -252,8 +249,7 @@ std::vector<float> Qwen2Model::train_pass(const TrainRows& rows, float temperatu
     auto [lc, e] = head_chunk(v0, n);
     b.lmhead_grad_forward(lc, v0, targets, inv_temp, view(stat(3), T, 1), view(stat(4), T, 1));
     b.matmul_backward_input(dh, lc, e, true);
-    if (const Tensor* g = full_ ? full_->grad_of(lm_head_) : nullptr)
-      b.matmul_backward_weight(row_block(*g, v0, n), lc, hn, 1.0f);
+    if (const Tensor* g = full_grad(lm_head_)) b.matmul_backward_weight(row_block(*g, v0, n), lc, hn, 1.0f);
   }
   Tensor dx = a.get(kTDx, DType::F32, T, C);
   b.upload(dx.data, zeros.data(), zeros.size() * 4);
@@ -287,7 +283,7 @@ std::vector<float> Qwen2Model::train_pass(const TrainRows& rows, float temperatu
     b.rmsnorm_backward(dx, dh, x_in, w.attn_norm, eps);  // dx is now d(x_in)
     norm_weight_backward(dh, x_in, w.attn_norm);
   }
-  if (const Tensor* g = full_ ? full_->grad_of(embed_) : nullptr) b.embedding_backward(*g, dx, ids);
+  if (const Tensor* g = full_grad(embed_)) b.embedding_backward(*g, dx, ids);
   b.synchronize();
   return logp;
 }

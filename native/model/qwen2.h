@@ -138,6 +138,9 @@ class Qwen2Model {
                         int64_t layer, int target, bool accumulate);
   // With full-parameter training: the gradient of rmsnorm(x) * w's scale w from dy accumulates.
   void norm_weight_backward(const Tensor& dy, const Tensor& x, const Tensor& w);
+  // With full-parameter training, the gradient accumulator of weight `w`; else (or for an absent
+  // bias) null.
+  const Tensor* full_grad(const Tensor& w) const { return full_ ? full_->grad_of(w) : nullptr; }
   LoraParam* active_lora(int64_t layer, int target) {
     return lora_ && lora_enabled_ ? lora_->get(layer, target) : nullptr;
   }
